@@ -1,0 +1,30 @@
+# pytest-k8sai: one command to run the suites, one to run the project's own tests.
+PYTHON ?= python3
+PYTEST_ARGS ?=
+
+.PHONY: install build run test lint up down status
+
+install:            ## install the package and its dev tools (editable)
+	$(PYTHON) -m pip install -q -e '.[dev]'
+
+build: install      ## build (or find cached) etcd, kube-*, kwok and kueue from their Go modules
+	k8sai local build
+
+run: build          ## the main job: the suites against the local cluster
+	$(PYTHON) -m pytest --cluster=local suites $(PYTEST_ARGS)
+
+test: build lint    ## the project's own tests plus the suites on the local cluster (CI runs this)
+	$(PYTHON) -m pytest --cluster=local $(PYTEST_ARGS)
+
+lint: install
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+up: build           ## start the local cluster and leave it running (reused by test runs)
+	k8sai local up
+
+down:
+	k8sai local down
+
+status:
+	k8sai local status

@@ -1,0 +1,99 @@
+"""``k8sai``: manage the local cluster by hand (build, up, down, status).
+
+The same cluster ``pytest --cluster=local`` uses: a cluster started with ``k8sai local up`` is
+reused by test runs and left running by them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from pytest_k8sai.clusters.local import state
+from pytest_k8sai.clusters.local.build import Builder, cache_root
+from pytest_k8sai.clusters.local.provider import LocalProvider, stop_cluster
+from pytest_k8sai.errors import K8saiError
+from pytest_k8sai.profiles import load_profile
+
+
+def _profile_name(args: argparse.Namespace) -> str:
+    return str(load_profile(args.cluster).local.cluster_name)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    for name, built in Builder(log=lambda m: print(m, file=sys.stderr)).ensure_all().items():
+        print(f"{name:12} {built.version:10} {built.binaries}")
+    print(f"all components ready in {time.monotonic() - started:.1f}s (cache: {cache_root()})")
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    provider = LocalProvider(load_profile(args.cluster), keep=True)
+    handle = provider.create()
+    print(f"kubeconfig: {handle.kubeconfig}")
+    print(f"try: kubectl --kubeconfig {handle.kubeconfig} get nodes")
+    if handle.timings:
+        print(f"started in {handle.timings.get('ready', 0):.1f}s: {json.dumps(handle.timings)}")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    name = _profile_name(args)
+    started = time.monotonic()
+    if not stop_cluster(name):
+        print(f"no local cluster '{name}' is running")
+        return 0
+    print(f"local cluster '{name}' stopped and removed in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    name = _profile_name(args)
+    st = state.load(name)
+    if st is None:
+        print(f"no local cluster '{name}'")
+        return 1
+    dead = st.dead()
+    print(f"cluster:    {name} ({'ready' if st.ready and not dead else 'NOT ready'})")
+    print(f"kubeconfig: {st.kubeconfig}")
+    print(f"logs:       {st.endpoints.get('logs')}")
+    for p in st.processes:
+        print(f"  {p.name:24} pid {p.pid:<8} {'dead' if p.name in dead else 'running'}")
+    print(f"versions:   {', '.join(f'{k} {v}' for k, v in st.versions.items())}")
+    return 0 if st.ready and not dead else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="k8sai", description=__doc__)
+    sub = p.add_subparsers(dest="area", required=True)
+    local = sub.add_parser("local", help="the local cluster (plain processes on 127.0.0.1)")
+    local.add_argument("--cluster", default="local", help="profile name or file (default local)")
+    ops = local.add_subparsers(dest="op", required=True)
+    for name, fn, text in (
+        ("build", cmd_build, "build (or find cached) every component from its Go module"),
+        ("up", cmd_up, "start the local cluster and leave it running"),
+        ("down", cmd_down, "stop the local cluster and remove its files"),
+        ("status", cmd_status, "show whether the local cluster runs, and where"),
+    ):
+        op = ops.add_parser(name, help=text)
+        op.set_defaults(fn=fn)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except K8saiError as exc:
+        print(f"k8sai: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("k8sai: interrupted; nothing left running", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

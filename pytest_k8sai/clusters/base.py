@@ -1,0 +1,83 @@
+"""The one small interface every kind of cluster implements, and the handle suites receive.
+
+Modelled on e2e-framework's cluster providers: a provider creates (or attaches to) a cluster,
+hands out its kubeconfig, waits until it is usable, collects component logs and destroys what
+it created. Suites only ever see a ClusterHandle, so they never know which tier they run on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from kubernetes import client, config
+
+from pytest_k8sai.profiles import Profile
+
+# Every object the suite creates carries this label, so cleanup never touches anything else.
+CREATED_BY_LABEL = "k8sai.io/created-by"
+CREATED_BY_VALUE = "pytest-k8sai"
+RUN_ID_LABEL = "k8sai.io/run-id"
+
+
+@dataclass
+class ClusterHandle:
+    """What a test gets from the ``cluster`` fixture."""
+
+    profile: Profile
+    kubeconfig: Path
+    context: str | None
+    provider: str
+    # Extra endpoints a provider knows about (e.g. the local Kueue metrics URL and token).
+    endpoints: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    # Seconds each phase of create/attach took, for the results file and README figures.
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @cached_property
+    def api_client(self) -> client.ApiClient:
+        return config.new_client_from_config(config_file=str(self.kubeconfig), context=self.context)
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api_client)
+
+    @property
+    def batch(self) -> client.BatchV1Api:
+        return client.BatchV1Api(self.api_client)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api_client)
+
+    def close(self) -> None:
+        if "api_client" in self.__dict__:
+            self.api_client.close()
+
+
+class ClusterProvider(ABC):
+    """Create or attach, hand out a kubeconfig, wait until ready, collect logs, destroy."""
+
+    name: str
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+
+    @abstractmethod
+    def create(self) -> ClusterHandle:
+        """Create the cluster, or attach to it; return once it is ready for tests."""
+
+    @abstractmethod
+    def collect_logs(self, dest: Path) -> list[Path]:
+        """Copy component logs into ``dest``; return the files written."""
+
+    @abstractmethod
+    def destroy(self) -> None:
+        """Remove what create() made. Attach-only providers leave the cluster alone."""
+
+    @property
+    def created(self) -> bool:
+        """True when destroy() would remove a cluster this provider started."""
+        return False

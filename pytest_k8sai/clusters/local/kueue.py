@@ -1,0 +1,141 @@
+"""Run the real Kueue manager as a local process: its configuration, its CRDs and webhook
+configurations (read from the downloaded sigs.k8s.io/kueue module, never copied), its certs."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from pytest_k8sai.clusters.local.controlplane import Ports
+from pytest_k8sai.clusters.local.pki import Pki
+from pytest_k8sai.errors import ClusterError
+
+NAMESPACE = "kueue-system"
+FRAMEWORKS = ["batch/job"]
+CRD_DIR = "config/components/crd/bases"
+WEBHOOK_MANIFEST = "config/components/webhook/manifests.yaml"
+# Kueue v0.17 reads its metrics serving cert from this fixed path when internal cert
+# management is off (cmd/kueue/main.go); there is no flag to move it.
+METRICS_CERT_DIR = Path("/etc/kueue/metrics/certs")
+# Webhook paths kept: Kueue's own API objects and the enabled job frameworks (batch/v1 Job).
+KEPT_WEBHOOK_PATH_PARTS = ("kueue-x-k8s-io", "batch-v1-job")
+
+
+def write_config(run: Path, ports: Ports, pki: Pki) -> Path:
+    certs = run / "kueue-webhook-certs"
+    certs.mkdir(exist_ok=True)
+    crt, key = pki.pair("serving")
+    shutil.copy(crt, certs / "tls.crt")
+    shutil.copy(key, certs / "tls.key")
+    config = {
+        "apiVersion": "config.kueue.x-k8s.io/v1beta2",
+        "kind": "Configuration",
+        "namespace": NAMESPACE,
+        "leaderElection": {"leaderElect": False},
+        "health": {"healthProbeBindAddress": f"127.0.0.1:{ports.kueue_health}"},
+        "metrics": {"bindAddress": f"127.0.0.1:{ports.kueue_metrics}"},
+        "webhook": {"host": "127.0.0.1", "port": ports.kueue_webhook, "certDir": str(certs)},
+        # Certs come from our CA (SAN 127.0.0.1); Kueue's own would name an in-cluster Service.
+        "internalCertManagement": {"enable": False},
+        "manageJobsWithoutQueueName": False,
+        "integrations": {"frameworks": FRAMEWORKS},
+        "clientConnection": {"qps": 1000, "burst": 2000},
+        # The visibility server's cert dir is hard-coded to /visibility; it is not needed here.
+        "featureGates": {"VisibilityOnDemand": False},
+    }
+    path = run / "kueue-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def install_metrics_cert(pki: Pki) -> None:
+    crt, key = pki.pair("serving")
+    try:
+        METRICS_CERT_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copy(crt, METRICS_CERT_DIR / "tls.crt")
+        shutil.copy(key, METRICS_CERT_DIR / "tls.key")
+    except OSError as exc:
+        raise ClusterError(
+            f"Kueue needs its metrics serving certificate in "
+            f"{METRICS_CERT_DIR} (a path fixed in Kueue's main.go), and writing it failed: "
+            f"{exc.strerror}. Run as root, or make the directory writable once with "
+            f"'sudo install -d -o $USER {METRICS_CERT_DIR}'."
+        ) from None
+
+
+def manager_args(config: Path, kubeconfig: Path, log_level: int) -> list[str]:
+    # Level 2 logs each scheduling cycle's duration: the exact admission-attempt latencies.
+    return [f"--config={config}", f"--kubeconfig={kubeconfig}", f"--zap-log-level={log_level}"]
+
+
+def _load_docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def install_crds(api: client.ApiClient, module_dir: Path, timeout_s: float = 30.0) -> list[str]:
+    """Create Kueue's CRDs from the module and wait until all are Established."""
+    ext = client.ApiextensionsV1Api(api)
+    names = []
+    for f in sorted((module_dir / CRD_DIR).glob("*.yaml")):
+        for crd in _load_docs(f):
+            names.append(crd["metadata"]["name"])
+            try:
+                ext.create_custom_resource_definition(crd)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+    deadline = time.monotonic() + timeout_s
+    pending = set(names)
+    while pending:
+        for name in list(pending):
+            conds = ext.read_custom_resource_definition(name).status.conditions or []
+            if any(c.type == "Established" and c.status == "True" for c in conds):
+                pending.discard(name)
+        if pending and time.monotonic() > deadline:
+            raise ClusterError(f"Kueue CRDs not Established within {timeout_s:.0f}s: {pending}")
+        if pending:
+            time.sleep(0.1)
+    return names
+
+
+def webhook_configurations(module_dir: Path, ports: Ports, ca: bytes) -> list[dict[str, Any]]:
+    """Kueue's webhook configurations, pointed at the local manager on 127.0.0.1."""
+    bundle = base64.b64encode(ca).decode()
+    out = []
+    for doc in _load_docs(module_dir / WEBHOOK_MANIFEST):
+        kept = []
+        for hook in doc.get("webhooks", []):
+            path = hook["clientConfig"]["service"]["path"]
+            if any(part in path for part in KEPT_WEBHOOK_PATH_PARTS):
+                hook["clientConfig"] = {
+                    "url": f"https://127.0.0.1:{ports.kueue_webhook}{path}",
+                    "caBundle": bundle,
+                }
+                kept.append(hook)
+        kind = doc["kind"].replace("WebhookConfiguration", "").lower()
+        doc["metadata"] = {"name": f"kueue-{kind}-webhook-configuration"}
+        doc["webhooks"] = kept
+        out.append(doc)
+    return out
+
+
+def register_webhooks(api: client.ApiClient, configs: list[dict[str, Any]]) -> None:
+    adm = client.AdmissionregistrationV1Api(api)
+    for doc in configs:
+        create = (
+            adm.create_mutating_webhook_configuration
+            if doc["kind"] == "MutatingWebhookConfiguration"
+            else adm.create_validating_webhook_configuration
+        )
+        try:
+            create(doc)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise

@@ -1,0 +1,144 @@
+"""Start, watch and stop the local cluster's component processes.
+
+Each component runs in its own session (so a Ctrl-C in the terminal reaches pytest, which then
+stops them in order) with its output in ``<run_dir>/logs/<name>.log``. Pids are recorded so a
+later process (``k8sai local down``, or a run that reuses a kept cluster) can stop them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import urllib3
+from kubernetes.client.rest import ApiException
+from pydantic import BaseModel
+
+from pytest_k8sai.errors import ClusterError
+
+STOP_GRACE_S = 2.0
+PROBE_ERRORS = (OSError, urllib3.exceptions.HTTPError, ApiException)
+
+
+class ProcRecord(BaseModel):
+    name: str
+    pid: int
+    exe: str
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(line.strip()[:240] for line in text[-lines:]) or "(empty log)"
+
+
+def pid_alive(rec: ProcRecord) -> bool:
+    """True if ``rec.pid`` still runs ``rec.exe`` (guards against a recycled pid)."""
+    try:
+        with open(f"/proc/{rec.pid}/cmdline", "rb") as fh:
+            argv0 = fh.read().split(b"\0", 1)[0].decode(errors="replace")
+        with open(f"/proc/{rec.pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return argv0 == rec.exe and state != "Z"
+
+
+def stop(records: list[ProcRecord], grace_s: float = STOP_GRACE_S) -> list[str]:
+    """SIGTERM every process, then SIGKILL what is left after ``grace_s``; return killed names."""
+    live = [r for r in records if pid_alive(r)]
+    for r in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(r.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(pid_alive(r) for r in live):
+        time.sleep(0.05)
+    killed = []
+    for r in live:
+        if pid_alive(r):
+            killed.append(r.name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(r.pid, signal.SIGKILL)
+    for r in live:  # reap our own children so no zombie outlives the cluster
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(r.pid, os.WNOHANG)
+    return killed
+
+
+class Supervisor:
+    def __init__(self, run_dir: Path) -> None:
+        self.logs = run_dir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.records: list[ProcRecord] = []
+        self._popen: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(
+        self, name: str, exe: Path, args: list[str], env: dict[str, str] | None = None
+    ) -> ProcRecord:
+        log = self.logs / f"{name}.log"
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                [str(exe), *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        self._popen[name] = proc
+        rec = ProcRecord(name=name, pid=proc.pid, exe=str(exe), log=log)
+        self.records.append(rec)
+        return rec
+
+    def check(self, name: str) -> None:
+        """Raise a ClusterError naming the component and its log if it has exited."""
+        proc = self._popen[name]
+        rc = proc.poll()
+        if rc is not None:
+            log = self.logs / f"{name}.log"
+            raise ClusterError(
+                f"Local cluster component '{name}' exited with code {rc} during start. "
+                f"Last log lines: {tail(log)} -- full log: {log}"
+            )
+
+    def wait(self, name: str, ready: Callable[[], bool], timeout_s: float, what: str) -> float:
+        """Poll ``ready`` until it holds; fail early if the process dies. Return seconds taken."""
+        started = time.monotonic()
+        while True:
+            self.check(name)
+            try:
+                if ready():
+                    return time.monotonic() - started
+            except PROBE_ERRORS:  # refused, timed out, 404/409 from a starting API: not yet
+                pass
+            if time.monotonic() - started > timeout_s:
+                log = self.logs / f"{name}.log"
+                raise ClusterError(
+                    f"Local cluster component '{name}' did not become ready ({what}) within "
+                    f"{timeout_s:.0f}s. Last log lines: {tail(log)} -- full log: {log}"
+                )
+            time.sleep(0.05)
+
+    def stop_all(self) -> list[str]:
+        return stop(list(reversed(self.records)))

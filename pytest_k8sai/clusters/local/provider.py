@@ -1,0 +1,267 @@
+"""The local provider: a real control plane, KWOK GPU nodes and the real Kueue manager, all as
+processes on 127.0.0.1, built from pinned Go modules on first use."""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import urllib3
+from kubernetes import client, config
+
+from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
+from pytest_k8sai.clusters.local import controlplane as cp
+from pytest_k8sai.clusters.local import kueue, kwok_nodes, state
+from pytest_k8sai.clusters.local.build import Builder, Built
+from pytest_k8sai.clusters.local.pki import Pki, create_pki, new_token
+from pytest_k8sai.clusters.local.processes import Supervisor
+from pytest_k8sai.profiles import Profile
+
+Log = Callable[[str], None]
+METRICS_USER = "k8sai-metrics"
+
+
+def stderr_log(msg: str) -> None:
+    # sys.__stderr__ bypasses pytest's capture, so progress on long steps is always visible.
+    print(msg, file=sys.__stderr__, flush=True)
+
+
+def _http(**tls: str) -> urllib3.PoolManager:
+    return urllib3.PoolManager(timeout=urllib3.Timeout(connect=0.5, read=2.0), retries=False, **tls)
+
+
+def _admin_http(pki: Pki) -> urllib3.PoolManager:
+    crt, key = pki.pair("admin")
+    return _http(ca_certs=str(pki.ca_crt), cert_file=str(crt), key_file=str(key))
+
+
+def _ok(pool: urllib3.PoolManager, url: str) -> bool:
+    return pool.request("GET", url).status == 200
+
+
+class LocalProvider(ClusterProvider):
+    name = "local"
+
+    def __init__(self, profile: Profile, *, keep: bool = False, log: Log = stderr_log) -> None:
+        super().__init__(profile)
+        self.keep = keep
+        self.log = log
+        self.cluster_name = profile.local.cluster_name
+        self.run_dir = state.run_dir(self.cluster_name)
+        self._state: state.ClusterState | None = None
+        self._created = False
+        # kube-scheduler and the controller-manager serve /healthz with self-signed certs.
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        self._insecure = _http(cert_reqs="CERT_NONE")
+
+    @property
+    def created(self) -> bool:
+        return self._created
+
+    # -- create or attach ------------------------------------------------------------------
+    def create(self) -> ClusterHandle:
+        with state.locked(self.cluster_name):
+            existing = state.load(self.cluster_name)
+            if existing and existing.ready and not existing.dead() and self._api_ready(existing):
+                self.log(
+                    f"[k8sai] reusing running local cluster '{self.cluster_name}' "
+                    f"(kubeconfig {existing.kubeconfig})"
+                )
+                self._state = existing
+                return self._handle(existing)
+            if existing or self.run_dir.exists():
+                self.log(f"[k8sai] removing stale local cluster '{self.cluster_name}'")
+                state.remove(self.cluster_name, existing)
+            builds = Builder(log=self.log).ensure_all()
+            self._created = True
+            atexit.register(self._atexit)
+            try:
+                st = self._start(builds)
+            except BaseException:
+                # Also on Ctrl-C: nothing of a half-started cluster may outlive the attempt.
+                self._teardown()
+                raise
+        return self._handle(st)
+
+    def _handle(self, st: state.ClusterState) -> ClusterHandle:
+        return ClusterHandle(
+            profile=self.profile,
+            kubeconfig=st.kubeconfig,
+            context=None,
+            provider=self.name,
+            endpoints=dict(st.endpoints),
+            versions=dict(st.versions),
+            timings=dict(st.timings),
+        )
+
+    @staticmethod
+    def _api_ready(st: state.ClusterState) -> bool:
+        try:
+            pool = _admin_http(Pki(st.run_dir / "pki"))
+            return _ok(pool, f"https://127.0.0.1:{st.ports.apiserver}/readyz")
+        except (urllib3.exceptions.HTTPError, OSError):
+            return False
+
+    def _start(self, builds: dict[str, Built]) -> state.ClusterState:
+        t0 = time.monotonic()
+        timings: dict[str, float] = {}
+
+        def mark(phase: str) -> None:
+            timings[phase] = round(time.monotonic() - t0, 3)
+
+        self.run_dir.mkdir(parents=True)
+        ports = cp.Ports.allocate()
+        pki = create_pki(self.run_dir / "pki")
+        kubeconfig = self.run_dir / "kubeconfig.yaml"
+        server = f"https://127.0.0.1:{ports.apiserver}"
+        cp.write_kubeconfig(kubeconfig, pki, server, self.cluster_name)
+        token = new_token()
+        tokens = self.run_dir / "tokens.csv"
+        tokens.write_text(f'{token},{METRICS_USER},{METRICS_USER},"system:masters"\n')
+        tokens.chmod(0o600)
+        sup = Supervisor(self.run_dir)
+        st = state.ClusterState(
+            name=self.cluster_name,
+            run_dir=self.run_dir,
+            kubeconfig=kubeconfig,
+            ports=ports,
+            versions={n: b.version for n, b in builds.items()},
+            endpoints={
+                "apiserver": server,
+                "kueue_metrics": f"https://127.0.0.1:{ports.kueue_metrics}/metrics",
+                "kueue_metrics_token": token,
+                "ca_file": str(pki.ca_crt),
+                "kwok_metrics": f"http://127.0.0.1:{ports.kwok}/metrics",
+                "logs": str(sup.logs),
+            },
+        )
+        self._state = st
+        bins = {name: path for b in builds.values() for name, path in b.binaries.items()}
+        timeout = self.profile.local.start_timeout_s
+
+        def start(name: str, args: list[str]) -> None:
+            sup.start(name, bins[name], args)
+            st.processes = list(sup.records)
+            st.save()  # saved at once, so `k8sai local down` can stop a half-started cluster
+
+        self.log(f"[k8sai] starting local cluster '{self.cluster_name}' in {self.run_dir}")
+        start("etcd", cp.etcd_args(self.run_dir, ports))
+        sup.wait(
+            "etcd",
+            lambda: _ok(self._insecure, f"http://127.0.0.1:{ports.etcd}/health"),
+            timeout,
+            "GET /health",
+        )
+        mark("etcd")
+        start("kube-apiserver", cp.apiserver_args(self.run_dir, pki, ports, tokens))
+        admin = _admin_http(pki)
+        sup.wait("kube-apiserver", lambda: _ok(admin, f"{server}/readyz"), timeout, "GET /readyz")
+        mark("kube-apiserver")
+
+        start("kube-controller-manager", cp.controller_manager_args(pki, ports, kubeconfig))
+        start("kube-scheduler", cp.scheduler_args(self.run_dir, ports, kubeconfig))
+        stages = kwok_nodes.stages_yaml(builds["kwok"].module_dir)
+        start(
+            "kwok",
+            cp.kwok_args(self.run_dir, ports, kubeconfig, stages, self.profile.local.pod_cidr),
+        )
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        try:
+            kueue.install_crds(api, builds["kueue"].module_dir)
+            mark("kueue-crds")
+            client.CoreV1Api(api).create_namespace({"metadata": {"name": kueue.NAMESPACE}})
+            kueue.install_metrics_cert(pki)
+            kcfg = kueue.write_config(self.run_dir, ports, pki)
+            start("kueue", kueue.manager_args(kcfg, kubeconfig, self.profile.local.kueue_log_level))
+            nodes = kwok_nodes.create_gpu_nodes(api, self.profile.capabilities.gpu_nodes)
+            healthz = {
+                "kube-controller-manager": f"https://127.0.0.1:{ports.controller_manager}/healthz",
+                "kube-scheduler": f"https://127.0.0.1:{ports.scheduler}/healthz",
+                "kwok": f"http://127.0.0.1:{ports.kwok}/healthz",
+            }
+            for name, url in healthz.items():
+                sup.wait(name, lambda u=url: _ok(self._insecure, u), timeout, f"GET {url}")
+                mark(name)
+            sup.wait(
+                "kueue",
+                lambda: _ok(self._insecure, f"http://127.0.0.1:{ports.kueue_health}/readyz"),
+                timeout,
+                "GET /readyz (webhook server started)",
+            )
+            mark("kueue")
+            kueue.register_webhooks(
+                api,
+                kueue.webhook_configurations(
+                    builds["kueue"].module_dir, ports, pki.ca_crt.read_bytes()
+                ),
+            )
+            sup.wait(
+                "kwok",
+                lambda: kwok_nodes.nodes_ready(api, nodes),
+                timeout,
+                f"nodes {', '.join(nodes)} Ready",
+            )
+            mark("nodes-ready")
+            # The service-account controller works once 'default' exists: pods can be created.
+            sup.wait(
+                "kube-controller-manager",
+                lambda: bool(
+                    client.CoreV1Api(api).read_namespaced_service_account("default", "default")
+                ),
+                timeout,
+                "ServiceAccount default/default",
+            )
+            mark("ready")
+        finally:
+            api.close()
+        st.timings = timings
+        st.ready = True
+        st.save()
+        self.log(
+            f"[k8sai] local cluster ready in {timings['ready']:.1f}s (kubeconfig {kubeconfig})"
+        )
+        return st
+
+    # -- logs and teardown -----------------------------------------------------------------
+    def collect_logs(self, dest: Path) -> list[Path]:
+        logs = self.run_dir / "logs"
+        if not logs.is_dir():
+            return []
+        dest.mkdir(parents=True, exist_ok=True)
+        return [Path(shutil.copy(f, dest / f.name)) for f in sorted(logs.glob("*.log"))]
+
+    def destroy(self) -> None:
+        if self._created and not self.keep:
+            self._teardown()
+
+    def _teardown(self) -> None:
+        started = time.monotonic()
+        with contextlib.suppress(Exception):
+            atexit.unregister(self._atexit)
+        killed = state.remove(self.cluster_name, self._state or state.load(self.cluster_name))
+        self._created = False
+        note = f"; SIGKILLed {', '.join(killed)}" if killed else ""
+        self.log(
+            f"[k8sai] local cluster '{self.cluster_name}' removed in "
+            f"{time.monotonic() - started:.1f}s{note}"
+        )
+
+    def _atexit(self) -> None:
+        # Last resort when the interpreter exits without destroy(): never leave processes behind.
+        if self._created and not self.keep:
+            self._teardown()
+
+
+def stop_cluster(name: str) -> bool:
+    """Stop a local cluster by name (``k8sai local down``); False if none was there."""
+    with state.locked(name):
+        st = state.load(name)
+        if st is None and not state.run_dir(name).exists():
+            return False
+        state.remove(name, st)
+        return True

@@ -1,0 +1,82 @@
+"""Typed builders for Kueue objects (kueue.x-k8s.io/v1beta2, the version Kueue stores).
+
+Specs are pydantic models, so a setup written as data is validated before anything is created.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+API_VERSION = "kueue.x-k8s.io/v1beta2"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Quota(_Spec):
+    name: str  # resource name, e.g. nvidia.com/gpu
+    nominal: str
+    borrowing_limit: str | None = None
+    lending_limit: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "nominalQuota": self.nominal}
+        if self.borrowing_limit is not None:
+            out["borrowingLimit"] = self.borrowing_limit
+        if self.lending_limit is not None:
+            out["lendingLimit"] = self.lending_limit
+        return out
+
+
+class ClusterQueueSpec(_Spec):
+    name: str
+    flavor: str
+    quotas: list[Quota]
+    queueing_strategy: Literal["BestEffortFIFO", "StrictFIFO"] = "BestEffortFIFO"
+    cohort: str | None = None
+    # Namespaces whose LocalQueues may point here; {} would mean every namespace.
+    namespace_selector: dict[str, Any] = Field(default_factory=dict)
+    preemption: dict[str, Any] | None = None
+
+    def body(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "namespaceSelector": self.namespace_selector,
+            "queueingStrategy": self.queueing_strategy,
+            "resourceGroups": [{
+                "coveredResources": [q.name for q in self.quotas],
+                "flavors": [{"name": self.flavor, "resources": [q.body() for q in self.quotas]}],
+            }],
+        }
+        if self.cohort:
+            spec["cohortName"] = self.cohort
+        if self.preemption:
+            spec["preemption"] = self.preemption
+        return {"apiVersion": API_VERSION, "kind": "ClusterQueue",
+                "metadata": {"name": self.name}, "spec": spec}
+
+
+def resource_flavor(name: str, node_labels: dict[str, str] | None = None,
+                    tolerations: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if node_labels:
+        spec["nodeLabels"] = node_labels
+    if tolerations:
+        spec["tolerations"] = tolerations
+    return {"apiVersion": API_VERSION, "kind": "ResourceFlavor", "metadata": {"name": name},
+            "spec": spec}
+
+
+def local_queue(name: str, namespace: str, cluster_queue: str) -> dict[str, Any]:
+    return {"apiVersion": API_VERSION, "kind": "LocalQueue",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"clusterQueue": cluster_queue}}
+
+
+def workload_conditions(workload: dict[str, Any]) -> dict[str, str]:
+    """type -> status of a Workload's conditions."""
+    return {c["type"]: c["status"] for c in workload.get("status", {}).get("conditions", [])}

@@ -1,0 +1,1 @@
+"""Collectors and statistics: what the suites measure and how."""

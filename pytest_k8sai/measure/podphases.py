@@ -1,0 +1,71 @@
+"""Record when each pod of a namespace is first seen in each phase, as watch events arrive.
+
+Timestamps are taken from a monotonic clock at event arrival (milliseconds matter here), not
+from the API's one-second lastTransitionTime.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from kubernetes import client, watch
+
+
+@dataclass
+class PodTimes:
+    phases: dict[str, float] = field(default_factory=dict)  # phase -> monotonic seconds
+    node: str | None = None
+
+
+class PodPhaseRecorder:
+    """Runs one watch in a thread from start() until stop()."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.pods: dict[str, PodTimes] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pod-phases")
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+
+    def start(self) -> PodPhaseRecorder:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            w = watch.Watch()
+            # Short server-side timeouts let stop() end the thread promptly.
+            for ev in w.stream(self.core.list_namespaced_pod, self.namespace, timeout_seconds=2):
+                now = time.monotonic()
+                pod = ev["object"]
+                with self._cond:
+                    times = self.pods.setdefault(pod.metadata.name, PodTimes())
+                    times.node = pod.spec.node_name or times.node
+                    phase = pod.status.phase if pod.status else None
+                    if phase and phase not in times.phases:
+                        times.phases[phase] = now
+                    self._cond.notify_all()
+                if self._stop.is_set():
+                    w.stop()
+                    break
+
+    def wait_phase(self, phase: str, timeout_s: float) -> dict[str, PodTimes]:
+        """Block until some pod has reached ``phase``; return a snapshot of all pods."""
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not any(phase in t.phases for t in self.pods.values()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = {n: sorted(t.phases) for n, t in self.pods.items()}
+                    raise TimeoutError(f"no pod in {self.namespace} reached {phase} within "
+                                       f"{timeout_s:.0f}s; seen: {seen}")
+                self._cond.wait(left)
+            return dict(self.pods)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

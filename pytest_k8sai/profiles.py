@@ -1,0 +1,157 @@
+"""Cluster profiles: what a cluster is, how to reach it, what it has and what to expect of it.
+
+A profile is YAML written by a user (or shipped in ``pytest_k8sai/profiles``). Every field is
+validated by pydantic; a wrong field becomes one ProfileError that names the file and the field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pytest_k8sai.errors import ProfileError
+
+BUILTIN_DIR = Path(__file__).parent / "profiles"
+
+# Names a test may use in @pytest.mark.requires(...); each maps to a capability check below.
+REQUIREMENTS = ("gpu", "mig", "kueue", "das", "inference_gateway")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Reach(_Strict):
+    """How to reach an existing cluster (ignored by providers that create their own)."""
+
+    kubeconfig: str | None = Field(None, description="path; default: $KUBECONFIG or ~/.kube/config")
+    context: str | None = Field(None, description="kubeconfig context; default: the current one")
+    connect_timeout_s: float = Field(10.0, gt=0, le=60)
+
+
+class GpuNodes(_Strict):
+    """The GPU nodes a cluster has (the local tier creates them as KWOK nodes)."""
+
+    count: int = Field(1, ge=0, le=1000)
+    product: str = "NVIDIA-A100-SXM4-40GB"
+    gpus_per_node: int = Field(8, ge=1, le=64)
+    # Extended resources per node besides nvidia.com/gpu, e.g. MIG slices in the mixed strategy.
+    extra_resources: dict[str, int] = Field(default_factory=dict)
+    cpu: str = "96"
+    memory: str = "1Ti"
+    max_pods: int = Field(110, ge=1)
+
+
+class Mig(_Strict):
+    enabled: bool = False
+    strategy: Literal["mixed", "single"] = "mixed"
+
+
+class Capabilities(_Strict):
+    """What the cluster has; tests marked requires(NAME) are skipped when it lacks NAME."""
+
+    gpu_nodes: GpuNodes = Field(default_factory=GpuNodes)
+    mig: Mig = Field(default_factory=Mig)
+    kueue: bool = True
+    das: bool = False
+    inference_gateway: bool = False
+
+    def has(self, requirement: str) -> bool:
+        checks = {
+            "gpu": self.gpu_nodes.count > 0,
+            "mig": self.mig.enabled,
+            "kueue": self.kueue,
+            "das": self.das,
+            "inference_gateway": self.inference_gateway,
+        }
+        return checks[requirement]
+
+
+class Slo(_Strict):
+    """SLO thresholds. Suites read them from here so that thresholds are data, never code."""
+
+    kueue_admission_attempt_p99_ms: float = Field(25.0, gt=0)
+    # How far a pod's observed run time may stray from the duration written on it.
+    kwok_duration_tolerance_ms: float = Field(1500.0, gt=0)
+
+
+class LocalTier(_Strict):
+    """Settings of the local provider (plain processes)."""
+
+    cluster_name: str = Field("local", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    kueue_log_level: int = Field(2, ge=0, le=10)
+    start_timeout_s: float = Field(120.0, gt=0)
+    pod_cidr: str = "10.0.0.0/16"
+
+
+class Profile(_Strict):
+    name: str
+    description: str = ""
+    provider: Literal["local", "existing", "kind"]
+    reach: Reach = Field(default_factory=Reach)
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    # Paper seconds per wall-clock second: 60 turns a paper minute into one second.
+    time_compression: float = Field(1.0, gt=0)
+    slo: Slo = Field(default_factory=Slo)
+    local: LocalTier = Field(default_factory=LocalTier)
+
+    @model_validator(mode="after")
+    def _mig_needs_gpus(self) -> Profile:
+        if self.capabilities.mig.enabled and self.capabilities.gpu_nodes.count == 0:
+            raise ValueError("capabilities.mig.enabled needs capabilities.gpu_nodes.count > 0")
+        return self
+
+    def lacks(self, requirement: str) -> bool:
+        return not self.capabilities.has(requirement)
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def _format_validation(source: str, err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        where = ".".join(str(x) for x in e["loc"]) or "(top level)"
+        parts.append(f"field '{where}': {e['msg']}")
+    return f"Profile {source} is invalid: " + "; ".join(parts) + "."
+
+
+def parse_profile(data: object, source: str) -> Profile:
+    """Validate already-loaded YAML data; ``source`` names the file in errors."""
+    if not isinstance(data, dict):
+        raise ProfileError(
+            f"Profile {source} must be a YAML mapping with at least 'name' and 'provider', "
+            f"but it holds {type(data).__name__}."
+        )
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as err:
+        raise ProfileError(_format_validation(source, err)) from None
+
+
+def load_profile(spec: str) -> Profile:
+    """Load a built-in profile by name (``local``, ``rosa``) or a profile file by path."""
+    path = Path(spec)
+    if spec in builtin_names():
+        path = BUILTIN_DIR / f"{spec}.yaml"
+    elif not (path.suffix in (".yaml", ".yml") or path.exists()):
+        raise ProfileError(
+            f"--cluster={spec}: no built-in profile of that name (known: "
+            f"{', '.join(builtin_names())}) and no such profile file."
+        )
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ProfileError(f"--cluster={spec}: cannot read profile file {path}: {exc.strerror}.")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ProfileError(f"Profile {path} is not valid YAML{where}: {problem}.") from None
+    return parse_profile(data, str(path))

@@ -1,0 +1,221 @@
+"""SLO verdicts: each measured figure, the threshold it was held to, and whether it passed.
+
+Verdicts are appended to ``verdicts.jsonl`` the moment they are recorded, so a run that crashes
+half-way still keeps every figure it measured. The terminal table is a pure function of them.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Op = Literal["<=", "<", ">=", ">"]
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
+
+VERDICTS_FILE = "verdicts.jsonl"
+
+
+class Verdict(BaseModel):
+    """One measured figure held against its threshold (None: reported, not judged)."""
+
+    # NaN/inf become the strings "NaN"/"Infinity": valid JSON that pydantic reads back.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="strings")
+
+    figure: str
+    measured: float
+    unit: str
+    threshold: float | None
+    op: Op
+    n: int = Field(ge=0)
+    source: str
+    passed: bool
+    nodeid: str = ""
+    run_id: str = ""
+
+    @property
+    def verdict(self) -> str:
+        if self.threshold is None:
+            return "INFO"
+        return "PASS" if self.passed else "FAIL"
+
+    def describe(self) -> str:
+        """One line a performance engineer can act on: what, how much, against what, from where."""
+        got = f"measured {_num(self.measured)} {self.unit}".rstrip()
+        if self.threshold is None:
+            return f"{self.figure}: {got} (n={self.n}, source: {self.source})"
+        want = f"required {self.op} {_num(self.threshold)} {self.unit}".rstrip()
+        word = "met" if self.passed else "FAILED"
+        return f"SLO {word}: {self.figure}: {got}, {want} (n={self.n}, source: {self.source})"
+
+
+def judge(measured: float, op: Op, threshold: float | None) -> bool:
+    """True when ``measured op threshold`` holds; a NaN measurement never passes a threshold."""
+    if threshold is None:
+        return True
+    if op not in _COMPARE:
+        raise ValueError(f"op must be one of {', '.join(_COMPARE)}, not {op!r}")
+    return _COMPARE[op](measured, threshold)
+
+
+class VerdictLog:
+    """All verdicts of one session, mirrored line by line to ``<results_dir>/verdicts.jsonl``."""
+
+    def __init__(self, path: Path | None, run_id: str = "") -> None:
+        self.path = path
+        self.run_id = run_id
+        self.verdicts: list[Verdict] = []
+        self._started = False
+
+    def record(self, verdict: Verdict) -> None:
+        self.verdicts.append(verdict)
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The first write of a session truncates, so the file only ever holds this run.
+        mode = "a" if self._started else "w"
+        with self.path.open(mode, encoding="utf-8") as fh:
+            fh.write(verdict.model_dump_json() + "\n")
+        self._started = True
+
+    def check(
+        self,
+        figure: str,
+        measured: float,
+        *,
+        unit: str,
+        threshold: float | None,
+        op: Op,
+        n: int,
+        source: str,
+        nodeid: str = "",
+    ) -> Verdict:
+        """Record the verdict; raise AssertionError (after recording) when it fails."""
+        # float()/int() accept numpy scalars, which pydantic's int validation would not.
+        measured = float(measured)
+        threshold = None if threshold is None else float(threshold)
+        verdict = Verdict(
+            figure=figure,
+            measured=measured,
+            unit=unit,
+            threshold=threshold,
+            op=op,
+            n=int(n),
+            source=source,
+            passed=judge(measured, op, threshold),
+            nodeid=nodeid,
+            run_id=self.run_id,
+        )
+        self.record(verdict)
+        if not verdict.passed:
+            raise AssertionError(verdict.describe())
+        return verdict
+
+    def bind(self, nodeid: str) -> BoundVerdicts:
+        return BoundVerdicts(self, nodeid)
+
+    @property
+    def failed(self) -> list[Verdict]:
+        return [v for v in self.verdicts if not v.passed]
+
+
+class BoundVerdicts:
+    """The ``slo`` fixture: VerdictLog.check with the current test's nodeid filled in."""
+
+    def __init__(self, log: VerdictLog, nodeid: str) -> None:
+        self.log = log
+        self.nodeid = nodeid
+
+    def check(
+        self,
+        figure: str,
+        measured: float,
+        *,
+        unit: str,
+        threshold: float | None,
+        op: Op,
+        n: int,
+        source: str,
+    ) -> Verdict:
+        return self.log.check(
+            figure,
+            measured,
+            unit=unit,
+            threshold=threshold,
+            op=op,
+            n=n,
+            source=source,
+            nodeid=self.nodeid,
+        )
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """Verdicts recorded by this test so far."""
+        return [v for v in self.log.verdicts if v.nodeid == self.nodeid]
+
+
+def _num(x: float) -> str:
+    """Short, unambiguous numbers: 25, 3.142, 0.000123, 12345, 1.23e+09."""
+    if math.isnan(x) or math.isinf(x):
+        return str(x)
+    if x == int(x) and abs(x) < 1e9:
+        return str(int(x))
+    if 1e4 <= abs(x) < 1e9:
+        return f"{x:.0f}"
+    return f"{x:.4g}"
+
+
+def _fit(text: str, width: int) -> str:
+    if len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + "…"
+
+
+HEADERS = ("figure", "measured", "threshold", "verdict", "n", "source")
+_GAP = "  "
+# Caps for the middle columns; figure and source share whatever width is left.
+_CAPS = {"measured": 16, "threshold": 18, "verdict": 7, "n": 8}
+
+
+def _cells(v: Verdict) -> tuple[str, ...]:
+    measured = f"{_num(v.measured)} {v.unit}".rstrip()
+    threshold = "-" if v.threshold is None else f"{v.op} {_num(v.threshold)} {v.unit}".rstrip()
+    return (v.figure, measured, threshold, v.verdict, str(v.n), v.source)
+
+
+def format_verdict_table(verdicts: Sequence[Verdict], width: int = 100) -> list[str]:
+    """Header, rule, then one line per verdict (same order); no line is longer than ``width``."""
+    rows = [_cells(v) for v in verdicts]
+    natural = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(HEADERS)]
+    widths = dict(zip(HEADERS, natural, strict=True))
+    for name, cap in _CAPS.items():
+        widths[name] = min(widths[name], cap)
+    middle = sum(widths[h] for h in HEADERS[1:5])
+    room = width - middle - len(_GAP) * (len(HEADERS) - 1)
+    fig, src = widths["figure"], widths["source"]
+    if fig + src > room:
+        # Figure keeps at least half the room (more when source is short); source gets the rest.
+        fig = min(fig, max(room // 2, room - src))
+        src = room - fig
+    widths["figure"], widths["source"] = max(fig, 6), max(src, 6)
+    right = {"measured", "n"}
+
+    def line(cells: Sequence[str]) -> str:
+        out = []
+        for name, cell in zip(HEADERS, cells, strict=True):
+            text = _fit(cell, widths[name])
+            out.append(text.rjust(widths[name]) if name in right else text.ljust(widths[name]))
+        return _GAP.join(out).rstrip()[:width]
+
+    rule = _GAP.join("-" * widths[h] for h in HEADERS)[:width]
+    return [line(HEADERS), rule] + [line(r) for r in rows]

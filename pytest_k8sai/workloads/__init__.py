@@ -1,0 +1,1 @@
+"""Workload generators: the Jobs (and later traces and prompts) the suites submit."""
