@@ -13,6 +13,7 @@ import time
 
 from pytest_k8sai.clusters.local import state
 from pytest_k8sai.clusters.local.build import Builder, cache_root
+from pytest_k8sai.clusters.local.processes import STOP_GRACE_S
 from pytest_k8sai.clusters.local.provider import LocalProvider, stop_cluster
 from pytest_k8sai.errors import K8saiError
 from pytest_k8sai.profiles import load_profile
@@ -43,10 +44,12 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     name = _profile_name(args)
     started = time.monotonic()
-    if not stop_cluster(name):
+    killed = stop_cluster(name)
+    if killed is None:
         print(f"no local cluster '{name}' is running")
         return 0
-    print(f"local cluster '{name}' stopped and removed in {time.monotonic() - started:.1f}s")
+    note = f" (SIGKILLed after {STOP_GRACE_S:.0f}s: {', '.join(killed)})" if killed else ""
+    print(f"local cluster '{name}' stopped and removed in {time.monotonic() - started:.1f}s{note}")
     return 0
 
 

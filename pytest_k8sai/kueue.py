@@ -47,34 +47,52 @@ class ClusterQueueSpec(_Spec):
         spec: dict[str, Any] = {
             "namespaceSelector": self.namespace_selector,
             "queueingStrategy": self.queueing_strategy,
-            "resourceGroups": [{
-                "coveredResources": [q.name for q in self.quotas],
-                "flavors": [{"name": self.flavor, "resources": [q.body() for q in self.quotas]}],
-            }],
+            "resourceGroups": [
+                {
+                    "coveredResources": [q.name for q in self.quotas],
+                    "flavors": [
+                        {"name": self.flavor, "resources": [q.body() for q in self.quotas]}
+                    ],
+                }
+            ],
         }
         if self.cohort:
             spec["cohortName"] = self.cohort
         if self.preemption:
             spec["preemption"] = self.preemption
-        return {"apiVersion": API_VERSION, "kind": "ClusterQueue",
-                "metadata": {"name": self.name}, "spec": spec}
+        return {
+            "apiVersion": API_VERSION,
+            "kind": "ClusterQueue",
+            "metadata": {"name": self.name},
+            "spec": spec,
+        }
 
 
-def resource_flavor(name: str, node_labels: dict[str, str] | None = None,
-                    tolerations: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def resource_flavor(
+    name: str,
+    node_labels: dict[str, str] | None = None,
+    tolerations: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if node_labels:
         spec["nodeLabels"] = node_labels
     if tolerations:
         spec["tolerations"] = tolerations
-    return {"apiVersion": API_VERSION, "kind": "ResourceFlavor", "metadata": {"name": name},
-            "spec": spec}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ResourceFlavor",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 def local_queue(name: str, namespace: str, cluster_queue: str) -> dict[str, Any]:
-    return {"apiVersion": API_VERSION, "kind": "LocalQueue",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {"clusterQueue": cluster_queue}}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "LocalQueue",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"clusterQueue": cluster_queue},
+    }
 
 
 def workload_conditions(workload: dict[str, Any]) -> dict[str, str]:

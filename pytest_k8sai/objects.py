@@ -27,8 +27,9 @@ class ObjectTracker:
         self.run_id = run_id
         self._made: list[tuple[str, str, str, str | None, str]] = []
 
-    def create(self, body: dict[str, Any], plural: str, namespace: str | None = None
-               ) -> dict[str, Any]:
+    def create(
+        self, body: dict[str, Any], plural: str, namespace: str | None = None
+    ) -> dict[str, Any]:
         group, _, version = body["apiVersion"].rpartition("/")
         meta = body.setdefault("metadata", {})
         meta.setdefault("labels", {}).update(ownership_labels(self.run_id))
@@ -36,7 +37,8 @@ class ObjectTracker:
             made = self.custom.create_cluster_custom_object(group, version, plural, body)
         else:
             made = self.custom.create_namespaced_custom_object(
-                group, version, namespace, plural, body)
+                group, version, namespace, plural, body
+            )
         self._made.append((group, version, plural, namespace, meta["name"]))
         return dict(made)
 

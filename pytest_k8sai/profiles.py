@@ -146,7 +146,9 @@ def load_profile(spec: str) -> Profile:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ProfileError(f"--cluster={spec}: cannot read profile file {path}: {exc.strerror}.")
+        raise ProfileError(
+            f"--cluster={spec}: cannot read profile file {path}: {exc.strerror}."
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

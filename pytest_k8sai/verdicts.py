@@ -101,6 +101,7 @@ class VerdictLog:
         nodeid: str = "",
     ) -> Verdict:
         """Record the verdict; raise AssertionError (after recording) when it fails."""
+        __tracebackhide__ = True  # pytest shows the test's line, not this function
         # float()/int() accept numpy scalars, which pydantic's int validation would not.
         measured = float(measured)
         threshold = None if threshold is None else float(threshold)
@@ -147,6 +148,7 @@ class BoundVerdicts:
         n: int,
         source: str,
     ) -> Verdict:
+        __tracebackhide__ = True
         return self.log.check(
             figure,
             measured,

@@ -34,7 +34,9 @@ def _kubeconfig(tmp_path, server: str, contexts=("ctx",), current: str | None = 
     data = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "clusters": [
+            {"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}
+        ],
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": n, "context": {"cluster": "c", "user": "u"}} for n in contexts],
     }

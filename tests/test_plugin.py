@@ -58,7 +58,9 @@ def test_unknown_cluster_is_a_usage_error(run):
 def test_unknown_cluster_from_the_real_command_line(pytester: pytest.Pytester, monkeypatch):
     # One subprocess run, to see exactly what a user sees in a terminal.
     monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    result = pytester.run(sys.executable, "-m", "pytest", "-p", "pytest_k8sai.plugin", "--cluster=x")
+    result = pytester.run(
+        sys.executable, "-m", "pytest", "-p", "pytest_k8sai.plugin", "--cluster=x"
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
     assert [line for line in result.errlines if line.strip()] == _errors(result)
@@ -278,3 +280,94 @@ def test_cluster_fixture_lifecycle(run, pytester, fail, keep, events):
     text = result.stdout.str()
     assert ("k8sai-results/logs" in text) == fail
     assert ("export KUBECONFIG=/fake/kubeconfig" in text) == keep
+
+
+FAKE_CORE_CONFTEST = '''
+import json, pathlib
+import pytest
+import pytest_k8sai.fixtures
+from kubernetes.client.exceptions import ApiException
+from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
+
+EVENTS = pathlib.Path("events.jsonl")
+
+
+def event(*what):
+    with EVENTS.open("a") as fh:
+        fh.write(json.dumps(what) + "\\n")
+
+
+class FakeCore:
+    """Just the CoreV1Api calls k8s_namespace makes."""
+
+    def __init__(self, sa_after):
+        self.sa_after = sa_after  # reads of the default SA that 404 before it "appears"
+
+    def create_namespace(self, body, **kw):
+        event("create", body.metadata.name, body.metadata.labels)
+
+    def read_namespaced_service_account(self, name, namespace, **kw):
+        self.sa_after -= 1
+        if self.sa_after >= 0:
+            raise ApiException(status=404)
+        event("sa", name, namespace)
+
+    def delete_namespace(self, name, **kw):
+        event("delete", name, kw.get("propagation_policy"))
+
+
+class FakeHandle(ClusterHandle):
+    @property
+    def core(self):
+        return self.endpoints["core"]
+
+
+class FakeProvider(ClusterProvider):
+    def __init__(self, profile, **kw):
+        super().__init__(profile)
+
+    def create(self):
+        core = FakeCore(SA_AFTER)
+        return FakeHandle(self.profile, pathlib.Path("/fake"), None, "fake", {"core": core})
+
+    def collect_logs(self, dest):
+        return []
+
+    def destroy(self):
+        pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fake_provider():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pytest_k8sai.fixtures, "make_provider", lambda p, **kw: FakeProvider(p, **kw))
+        mp.setattr(pytest_k8sai.fixtures, "NAMESPACE_READY_TIMEOUT_S", 0.5)
+        yield
+'''
+
+
+@pytest.mark.parametrize("sa_after", [2, 1000])
+def test_k8s_namespace_labels_waits_and_deletes(run, pytester, sa_after):
+    pytester.makeconftest(FAKE_CORE_CONFTEST + f"\nSA_AFTER = {sa_after}\n")
+    pytester.makepyfile(
+        """
+        def test_ns(k8s_namespace, k8sai_run_id):
+            assert k8s_namespace.startswith("k8sai-")
+            assert False, "the namespace must be deleted even when the test fails"
+        """
+    )
+    result = run()
+    got = [json.loads(x) for x in (pytester.path / "events.jsonl").read_text().splitlines()]
+    created, *rest = got
+    name, labels = created[1], created[2]
+    assert name.startswith("k8sai-") and len(name) == len("k8sai-") + 6
+    assert labels["k8sai.io/created-by"] == "pytest-k8sai"
+    assert labels["k8sai.io/run-id"]
+    assert rest[-1] == ["delete", name, "Background"]
+    if sa_after == 2:
+        assert rest[0] == ["sa", "default", name]
+        result.assert_outcomes(failed=1)
+        result.stdout.fnmatch_lines(["*must be deleted even when the test fails*"])
+    else:
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*ServiceAccount 'default' did not appear within 0.5 s*"])

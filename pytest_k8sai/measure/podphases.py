@@ -61,8 +61,10 @@ class PodPhaseRecorder:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     seen = {n: sorted(t.phases) for n, t in self.pods.items()}
-                    raise TimeoutError(f"no pod in {self.namespace} reached {phase} within "
-                                       f"{timeout_s:.0f}s; seen: {seen}")
+                    raise TimeoutError(
+                        f"no pod in {self.namespace} reached {phase} within "
+                        f"{timeout_s:.0f}s; seen: {seen}"
+                    )
                 self._cond.wait(left)
             return dict(self.pods)
 

@@ -16,18 +16,22 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest_k8sai.errors import ClusterError
 
 
-def scrape(url: str, *, token: str | None = None, ca_file: str | None = None,
-           timeout_s: float = 5.0) -> str:
+def scrape(
+    url: str, *, token: str | None = None, ca_file: str | None = None, timeout_s: float = 5.0
+) -> str:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    pool = urllib3.PoolManager(ca_certs=ca_file, retries=False,
-                               timeout=urllib3.Timeout(total=timeout_s))
+    pool = urllib3.PoolManager(
+        ca_certs=ca_file, retries=False, timeout=urllib3.Timeout(total=timeout_s)
+    )
     try:
         resp = pool.request("GET", url, headers=headers)
     except urllib3.exceptions.HTTPError as exc:
         raise ClusterError(f"Cannot scrape metrics at {url}: {exc}") from None
     if resp.status != 200:
-        raise ClusterError(f"Scraping metrics at {url} returned HTTP {resp.status}: "
-                           f"{resp.data[:200].decode(errors='replace')}")
+        raise ClusterError(
+            f"Scraping metrics at {url} returned HTTP {resp.status}: "
+            f"{resp.data[:200].decode(errors='replace')}"
+        )
     return str(resp.data.decode())
 
 

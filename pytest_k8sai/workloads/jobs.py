@@ -11,10 +11,17 @@ from pytest_k8sai.kueue import PRIORITY_CLASS_LABEL, QUEUE_LABEL
 SIMULATED_IMAGE = "registry.k8s.io/pause:3.10"
 
 
-def gpu_job(name: str, namespace: str, *, run_seconds: float, gpus: int = 1,
-            queue: str | None = None, priority_class: str | None = None,
-            image: str = SIMULATED_IMAGE, labels: dict[str, str] | None = None
-            ) -> dict[str, Any]:
+def gpu_job(
+    name: str,
+    namespace: str,
+    *,
+    run_seconds: float,
+    gpus: int = 1,
+    queue: str | None = None,
+    priority_class: str | None = None,
+    image: str = SIMULATED_IMAGE,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A one-pod Job using ``gpus`` whole GPUs that runs for ``run_seconds`` on KWOK."""
     meta_labels = dict(labels or {})
     if queue:
@@ -22,24 +29,33 @@ def gpu_job(name: str, namespace: str, *, run_seconds: float, gpus: int = 1,
     if priority_class:
         meta_labels[PRIORITY_CLASS_LABEL] = priority_class
     return {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": {"name": name, "namespace": namespace, "labels": meta_labels},
         "spec": {
             # Created suspended, as Kueue expects: it unsuspends the Job on admission.
             "suspend": queue is not None,
             "backoffLimit": 0,
-            "completions": 1, "parallelism": 1,
+            "completions": 1,
+            "parallelism": 1,
             "template": {
-                "metadata": {"annotations": kwok.run_for(run_seconds),
-                             "labels": dict(labels or {})},
+                "metadata": {
+                    "annotations": kwok.run_for(run_seconds),
+                    "labels": dict(labels or {}),
+                },
                 "spec": {
                     "restartPolicy": "Never",
                     "tolerations": [kwok.KWOK_TOLERATION],
-                    "containers": [{
-                        "name": "work", "image": image,
-                        "resources": {"requests": {"nvidia.com/gpu": str(gpus)},
-                                      "limits": {"nvidia.com/gpu": str(gpus)}},
-                    }],
+                    "containers": [
+                        {
+                            "name": "work",
+                            "image": image,
+                            "resources": {
+                                "requests": {"nvidia.com/gpu": str(gpus)},
+                                "limits": {"nvidia.com/gpu": str(gpus)},
+                            },
+                        }
+                    ],
                 },
             },
         },

@@ -33,19 +33,22 @@ def queue(cluster, k8s_namespace, k8sai_run_id):
     with ObjectTracker(cluster.api_client, k8sai_run_id) as objs:
         objs.create(kueue.resource_flavor(f"{k8s_namespace}-flavor"), "resourceflavors")
         cq = kueue.ClusterQueueSpec(
-            name=f"{k8s_namespace}-cq", flavor=f"{k8s_namespace}-flavor",
+            name=f"{k8s_namespace}-cq",
+            flavor=f"{k8s_namespace}-flavor",
             quotas=[kueue.Quota(name="nvidia.com/gpu", nominal=str(gpus))],
             namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": k8s_namespace}},
         )
         objs.create(cq.body(), "clusterqueues")
-        objs.create(kueue.local_queue("lq", k8s_namespace, cq.name), "localqueues",
-                    namespace=k8s_namespace)
+        objs.create(
+            kueue.local_queue("lq", k8s_namespace, cq.name), "localqueues", namespace=k8s_namespace
+        )
         yield "lq"
 
 
 def _workload_for(cluster, namespace: str, job_name: str) -> dict | None:
     items = cluster.custom.list_namespaced_custom_object(
-        "kueue.x-k8s.io", "v1beta2", namespace, "workloads")["items"]
+        "kueue.x-k8s.io", "v1beta2", namespace, "workloads"
+    )["items"]
     for wl in items:
         if any(o.get("name") == job_name for o in wl["metadata"].get("ownerReferences", [])):
             return wl
@@ -78,8 +81,10 @@ def run_chain(cluster, namespace: str, queue: str, run_seconds: float) -> Chain:
         job = gpu_job("smoke", namespace, run_seconds=run_seconds, gpus=1, queue=queue)
         created = time.monotonic()
         cluster.batch.create_namespaced_job(namespace, job)
-        wl = _wait("Kueue to create a Workload for Job smoke",
-                   lambda: _workload_for(cluster, namespace, "smoke"))
+        wl = _wait(
+            "Kueue to create a Workload for Job smoke",
+            lambda: _workload_for(cluster, namespace, "smoke"),
+        )
         name = wl["metadata"]["name"]
 
         def admitted() -> dict | None:
@@ -90,41 +95,68 @@ def run_chain(cluster, namespace: str, queue: str, run_seconds: float) -> Chain:
 
         _wait(f"Workload {name} to be QuotaReserved and Admitted", admitted)
         admitted_at = time.monotonic()
-        _wait("Kueue to unsuspend Job smoke",
-              lambda: cluster.batch.read_namespaced_job("smoke", namespace).spec.suspend is False)
+        _wait(
+            "Kueue to unsuspend Job smoke",
+            lambda: cluster.batch.read_namespaced_job("smoke", namespace).spec.suspend is False,
+        )
 
         pods = recorder.wait_phase("Succeeded", STEP_TIMEOUT_S + run_seconds)
         ((pod_name, times),) = pods.items()
         assert "Running" in times.phases, f"pod {pod_name} was never seen Running: {times}"
         node = cluster.core.read_node(times.node)
         assert int(node.status.allocatable.get("nvidia.com/gpu", "0")) >= 1, (
-            f"pod {pod_name} ran on {times.node}, which has no nvidia.com/gpu")
+            f"pod {pod_name} ran on {times.node}, which has no nvidia.com/gpu"
+        )
 
         def complete() -> bool:
             status = cluster.batch.read_namespaced_job_status("smoke", namespace).status
-            return any(c.type == "Complete" and c.status == "True"
-                       for c in (status.conditions or []))
+            return any(
+                c.type == "Complete" and c.status == "True" for c in (status.conditions or [])
+            )
 
         _wait("Job smoke to be Complete", complete)
-        return Chain(created=created, admitted=admitted_at, completed=time.monotonic(),
-                     running=times.phases["Running"], succeeded=times.phases["Succeeded"],
-                     node=times.node)
+        return Chain(
+            created=created,
+            admitted=admitted_at,
+            completed=time.monotonic(),
+            running=times.phases["Running"],
+            succeeded=times.phases["Succeeded"],
+            node=times.node,
+        )
     finally:
         recorder.stop()
 
 
-def test_job_admitted_by_kueue_runs_on_gpu_node_and_completes(cluster, k8s_namespace, queue,
-                                                              slo):
+def test_job_admitted_by_kueue_runs_on_gpu_node_and_completes(cluster, k8s_namespace, queue, slo):
     chain = run_chain(cluster, k8s_namespace, queue, RUN_SECONDS)
     run_s = chain.succeeded - chain.running
-    slo.check("smoke pod run time error vs written", abs(run_s - RUN_SECONDS) * 1000, unit="ms",
-              threshold=cluster.profile.slo.kwok_duration_tolerance_ms, op="<=", n=1,
-              source=f"pod watch Running->Succeeded ({run_s:.3f}s, written {RUN_SECONDS}s)")
-    slo.check("smoke job queue time", (chain.admitted - chain.created) * 1000, unit="ms",
-              threshold=None, op="<=", n=1,
-              source="Job create -> Workload Admitted, polled every 50 ms")
-    slo.check("smoke job JCT", (chain.completed - chain.created) * 1000, unit="ms",
-              threshold=None, op="<=", n=1, source="Job create -> Complete, polled every 50 ms")
+    slo.check(
+        "smoke pod run time error vs written",
+        abs(run_s - RUN_SECONDS) * 1000,
+        unit="ms",
+        threshold=cluster.profile.slo.kwok_duration_tolerance_ms,
+        op="<=",
+        n=1,
+        source=f"pod watch Running->Succeeded ({run_s:.3f}s, written {RUN_SECONDS}s)",
+    )
+    slo.check(
+        "smoke job queue time",
+        (chain.admitted - chain.created) * 1000,
+        unit="ms",
+        threshold=None,
+        op="<=",
+        n=1,
+        source="Job create -> Workload Admitted, polled every 50 ms",
+    )
+    slo.check(
+        "smoke job JCT",
+        (chain.completed - chain.created) * 1000,
+        unit="ms",
+        threshold=None,
+        op="<=",
+        n=1,
+        source="Job create -> Complete, polled every 50 ms",
+    )
 
 
 def test_kueue_metrics_expose_admission_attempts(cluster, k8s_namespace, queue, slo):
@@ -132,11 +164,19 @@ def test_kueue_metrics_expose_admission_attempts(cluster, k8s_namespace, queue, 
     if url is None:
         pytest.skip(f"provider '{cluster.provider}' exposes no Kueue metrics endpoint yet")
     run_chain(cluster, k8s_namespace, queue, run_seconds=0.5)  # guarantees >= 1 admission
-    text = prometheus.scrape(url, token=cluster.endpoints.get("kueue_metrics_token"),
-                             ca_file=cluster.endpoints.get("ca_file"))
+    text = prometheus.scrape(
+        url,
+        token=cluster.endpoints.get("kueue_metrics_token"),
+        ca_file=cluster.endpoints.get("ca_file"),
+    )
     hist = prometheus.histogram(text, ADMISSION_METRIC, result="success")
     assert hist.count >= 1, f"{ADMISSION_METRIC}{{result=success}} has no samples"
-    slo.check("Kueue admission attempt P99 (histogram)", hist.quantile(0.99) * 1000, unit="ms",
-              threshold=cluster.profile.slo.kueue_admission_attempt_p99_ms, op="<=",
-              n=int(hist.count),
-              source=f"{ADMISSION_METRIC} default buckets, interpolated (histogram_quantile)")
+    slo.check(
+        "Kueue admission attempt P99 (histogram)",
+        hist.quantile(0.99) * 1000,
+        unit="ms",
+        threshold=cluster.profile.slo.kueue_admission_attempt_p99_ms,
+        op="<=",
+        n=int(hist.count),
+        source=f"{ADMISSION_METRIC} default buckets, interpolated (histogram_quantile)",
+    )

@@ -14,7 +14,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from pytest_k8sai.clusters.local.controlplane import Ports
-from pytest_k8sai.clusters.local.pki import Pki
+from pytest_k8sai.clusters.local.pki import Pki, signed_by
 from pytest_k8sai.errors import ClusterError
 
 NAMESPACE = "kueue-system"
@@ -56,17 +56,20 @@ def write_config(run: Path, ports: Ports, pki: Pki) -> Path:
 
 
 def install_metrics_cert(pki: Pki) -> None:
+    """Put a serving cert where Kueue looks for it, unless one from our CA is already there:
+    rewriting it under a running cluster's Kueue would swap that cluster's cert."""
     crt, key = pki.pair("serving")
+    if signed_by(METRICS_CERT_DIR / "tls.crt", pki.ca_crt):
+        return
     try:
         METRICS_CERT_DIR.mkdir(parents=True, exist_ok=True)
-        shutil.copy(crt, METRICS_CERT_DIR / "tls.crt")
         shutil.copy(key, METRICS_CERT_DIR / "tls.key")
+        shutil.copy(crt, METRICS_CERT_DIR / "tls.crt")
     except OSError as exc:
         raise ClusterError(
-            f"Kueue needs its metrics serving certificate in "
-            f"{METRICS_CERT_DIR} (a path fixed in Kueue's main.go), and writing it failed: "
-            f"{exc.strerror}. Run as root, or make the directory writable once with "
-            f"'sudo install -d -o $USER {METRICS_CERT_DIR}'."
+            f"Kueue needs its metrics serving certificate in {METRICS_CERT_DIR} (a path fixed in "
+            f"Kueue's main.go), and writing it failed: {exc.strerror}. Run as root, or make the "
+            f"directory writable once with 'sudo install -d -o $USER {METRICS_CERT_DIR}'."
         ) from None
 
 

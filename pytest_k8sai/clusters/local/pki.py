@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = dt.timedelta(days=30)
+CA_VALIDITY = dt.timedelta(days=365)
 LOOPBACK_SANS: list[x509.GeneralName] = [
     x509.DNSName("localhost"),
     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
@@ -66,7 +68,9 @@ def _write_cert(path: Path, cert: x509.Certificate) -> None:
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: object) -> x509.CertificateBuilder:
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: object, validity: dt.timedelta = VALIDITY
+) -> x509.CertificateBuilder:
     now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
@@ -75,26 +79,54 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: object) -> x509.
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
+        .not_valid_after(now + validity)
     )
 
 
-def create_pki(directory: Path) -> Pki:
-    """Write a fresh CA and every cert and key the local components need."""
-    directory.mkdir(parents=True, exist_ok=True)
-    pki = Pki(directory)
+def _load_or_create_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """One CA per cache, shared by every local cluster: Kueue reads its metrics cert from a
+    fixed path, so all clusters on a machine must be able to verify the one found there."""
+    crt, key = ca_dir / "ca.crt", ca_dir / "ca.key"
+    if crt.exists() and key.exists():
+        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        loaded = serialization.load_pem_private_key(key.read_bytes(), password=None)
+        fresh = cert.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=2)
+        if fresh and isinstance(loaded, ec.EllipticCurvePrivateKey):
+            return cert, loaded
+    ca_dir.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
-    ca_name = _name("k8sai-local-ca")
-    ca = (
-        _builder(ca_name, ca_name, ca_key.public_key())
+    name = _name("k8sai-local-ca")
+    cert = (
+        _builder(name, name, ca_key.public_key(), CA_VALIDITY)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
         )
         .sign(ca_key, hashes.SHA256())
     )
+    _write_key(key, ca_key)
+    _write_cert(crt, cert)
+    return cert, ca_key
+
+
+def signed_by(cert_file: Path, ca_file: Path, min_days: float = 1.0) -> bool:
+    """True if ``cert_file`` was issued by the CA in ``ca_file`` and stays valid a while."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        ca = x509.load_pem_x509_certificate(ca_file.read_bytes())
+        cert.verify_directly_issued_by(ca)
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return False
+    return cert.not_valid_after_utc - dt.datetime.now(dt.UTC) > dt.timedelta(days=min_days)
+
+
+def create_pki(directory: Path, ca_dir: Path) -> Pki:
+    """Write every cert and key the local components need, issued by the cache's CA."""
+    directory.mkdir(parents=True, exist_ok=True)
+    pki = Pki(directory)
+    ca, ca_key = _load_or_create_ca(ca_dir)
+    ca_name = ca.subject
     _write_cert(pki.ca_crt, ca)
-    _write_key(pki.path("ca.key"), ca_key)
 
     def leaf(
         name: str,

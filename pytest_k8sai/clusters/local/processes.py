@@ -22,7 +22,8 @@ from pydantic import BaseModel
 
 from pytest_k8sai.errors import ClusterError
 
-STOP_GRACE_S = 2.0
+# Data dies with the cluster, so a graceful drain buys nothing: a short grace, then SIGKILL.
+STOP_GRACE_S = 1.0
 PROBE_ERRORS = (OSError, urllib3.exceptions.HTTPError, ApiException)
 
 

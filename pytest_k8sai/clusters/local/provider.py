@@ -17,9 +17,10 @@ from kubernetes import client, config
 from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
 from pytest_k8sai.clusters.local import controlplane as cp
 from pytest_k8sai.clusters.local import kueue, kwok_nodes, state
-from pytest_k8sai.clusters.local.build import Builder, Built
+from pytest_k8sai.clusters.local.build import Builder, Built, cache_root
 from pytest_k8sai.clusters.local.pki import Pki, create_pki, new_token
 from pytest_k8sai.clusters.local.processes import Supervisor
+from pytest_k8sai.errors import ClusterError
 from pytest_k8sai.profiles import Profile
 
 Log = Callable[[str], None]
@@ -82,9 +83,14 @@ class LocalProvider(ClusterProvider):
             atexit.register(self._atexit)
             try:
                 st = self._start(builds)
-            except BaseException:
-                # Also on Ctrl-C: nothing of a half-started cluster may outlive the attempt.
+            except BaseException as exc:
+                # Also on Ctrl-C: nothing of a half-started cluster may outlive the attempt,
+                # but its logs must, or the error could not be diagnosed.
+                saved = self._save_failed_logs()
                 self._teardown()
+                if isinstance(exc, ClusterError):
+                    logs = str(self.run_dir / "logs")
+                    raise ClusterError(str(exc).replace(logs, str(saved))) from None
                 raise
         return self._handle(st)
 
@@ -116,7 +122,7 @@ class LocalProvider(ClusterProvider):
 
         self.run_dir.mkdir(parents=True)
         ports = cp.Ports.allocate()
-        pki = create_pki(self.run_dir / "pki")
+        pki = create_pki(self.run_dir / "pki", cache_root() / "ca")
         kubeconfig = self.run_dir / "kubeconfig.yaml"
         server = f"https://127.0.0.1:{ports.apiserver}"
         cp.write_kubeconfig(kubeconfig, pki, server, self.cluster_name)
@@ -235,6 +241,13 @@ class LocalProvider(ClusterProvider):
         dest.mkdir(parents=True, exist_ok=True)
         return [Path(shutil.copy(f, dest / f.name)) for f in sorted(logs.glob("*.log"))]
 
+    def _save_failed_logs(self) -> Path:
+        dest = (
+            cache_root() / "failed-starts" / f"{self.cluster_name}-{time.strftime('%Y%m%dT%H%M%S')}"
+        )
+        self.collect_logs(dest)
+        return dest
+
     def destroy(self) -> None:
         if self._created and not self.keep:
             self._teardown()
@@ -257,11 +270,11 @@ class LocalProvider(ClusterProvider):
             self._teardown()
 
 
-def stop_cluster(name: str) -> bool:
-    """Stop a local cluster by name (``k8sai local down``); False if none was there."""
+def stop_cluster(name: str) -> list[str] | None:
+    """Stop a local cluster by name (``k8sai local down``); return the names that needed
+    SIGKILL, or None if no such cluster was there."""
     with state.locked(name):
         st = state.load(name)
         if st is None and not state.run_dir(name).exists():
-            return False
-        state.remove(name, st)
-        return True
+            return None
+        return state.remove(name, st)
