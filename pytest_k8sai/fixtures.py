@@ -30,7 +30,7 @@ from pytest_k8sai.clusters.base import (
 )
 from pytest_k8sai.errors import K8saiError
 from pytest_k8sai.profiles import Profile
-from pytest_k8sai.state import RunState, get_state
+from pytest_k8sai.runstate import RunState, get_state
 from pytest_k8sai.verdicts import BoundVerdicts
 
 # Exit status when no cluster could be created or reached (pytest uses 1 for failed tests).

@@ -18,8 +18,8 @@ from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers
 )
 from pytest_k8sai.profiles import REQUIREMENTS, builtin_names, load_profile
 from pytest_k8sai.requirements import requirements_of, skip_reason
-from pytest_k8sai.state import STATE, RunState, check_results_dir, new_run_id
-from pytest_k8sai.verdicts import VERDICTS_FILE, VerdictLog, format_verdict_table
+from pytest_k8sai.runstate import STATE, RunState, check_results_dir, new_run_id
+from pytest_k8sai.verdicts import VERDICTS_FILE, VerdictLog, format_verdict_rows
 
 MARKERS = (
     "pr: fast checks for every pull request",
@@ -116,11 +116,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     verdicts = state.verdicts.verdicts
     if verdicts:
         tr.write_sep("=", "k8sai verdicts")
-        lines = format_verdict_table(verdicts)
-        for line in lines[:2]:
+        header, rows = format_verdict_rows(verdicts)
+        for line in header:
             tr.write_line(line, bold=True)
-        for line, v in zip(lines[2:], verdicts, strict=True):
-            tr.write_line(line, red=not v.passed, green=v.passed and v.threshold is not None)
+        for row, v in zip(rows, verdicts, strict=True):
+            for line in row:
+                tr.write_line(line, red=not v.passed, green=v.passed and v.threshold is not None)
         tr.write_line(f"verdicts: {state.verdicts.path}")
     for note in state.notes:
         tr.write_line(f"k8sai: {note}", yellow=True)

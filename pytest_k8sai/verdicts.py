@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import operator
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
@@ -195,8 +196,12 @@ def _cells(v: Verdict) -> tuple[str, ...]:
     return (v.figure, measured, threshold, v.verdict, str(v.n), v.source)
 
 
-def format_verdict_table(verdicts: Sequence[Verdict], width: int = 100) -> list[str]:
-    """Header, rule, then one line per verdict (same order); no line is longer than ``width``."""
+def format_verdict_rows(
+    verdicts: Sequence[Verdict], width: int = 100
+) -> tuple[list[str], list[list[str]]]:
+    """Header lines, then the lines of each verdict (same order). Figure and source wrap onto
+    continuation lines rather than being cut: the source is what makes a number defensible.
+    No line is longer than ``width``."""
     rows = [_cells(v) for v in verdicts]
     natural = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(HEADERS)]
     widths = dict(zip(HEADERS, natural, strict=True))
@@ -206,18 +211,36 @@ def format_verdict_table(verdicts: Sequence[Verdict], width: int = 100) -> list[
     room = width - middle - len(_GAP) * (len(HEADERS) - 1)
     fig, src = widths["figure"], widths["source"]
     if fig + src > room:
-        # Figure keeps at least half the room (more when source is short); source gets the rest.
-        fig = min(fig, max(room // 2, room - src))
+        # Figure keeps up to 40 % of the room (less when shorter); source gets the rest.
+        fig = min(fig, max(room * 2 // 5, room - src))
         src = room - fig
     widths["figure"], widths["source"] = max(fig, 6), max(src, 6)
     right = {"measured", "n"}
+    wrapped = {"figure", "source"}
 
-    def line(cells: Sequence[str]) -> str:
+    def lines(cells: Sequence[str]) -> list[str]:
+        columns = [
+            textwrap.wrap(cell, widths[name]) or [""]
+            if name in wrapped
+            else [_fit(cell, widths[name])]
+            for name, cell in zip(HEADERS, cells, strict=True)
+        ]
         out = []
-        for name, cell in zip(HEADERS, cells, strict=True):
-            text = _fit(cell, widths[name])
-            out.append(text.rjust(widths[name]) if name in right else text.ljust(widths[name]))
-        return _GAP.join(out).rstrip()[:width]
+        for i in range(max(len(c) for c in columns)):
+            parts = []
+            for name, col in zip(HEADERS, columns, strict=True):
+                text = col[i] if i < len(col) else ""
+                parts.append(
+                    text.rjust(widths[name]) if name in right else text.ljust(widths[name])
+                )
+            out.append(_GAP.join(parts).rstrip()[:width])
+        return out
 
     rule = _GAP.join("-" * widths[h] for h in HEADERS)[:width]
-    return [line(HEADERS), rule] + [line(r) for r in rows]
+    return [*lines(HEADERS), rule], [lines(r) for r in rows]
+
+
+def format_verdict_table(verdicts: Sequence[Verdict], width: int = 100) -> list[str]:
+    """The whole table as lines: header, rule, then every verdict's lines."""
+    header, rows = format_verdict_rows(verdicts, width)
+    return header + [line for row in rows for line in row]

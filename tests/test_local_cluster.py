@@ -7,7 +7,6 @@ that dies during start, and after Ctrl-C during start.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -69,7 +68,8 @@ def test_session_cluster_serves_kueue_api(cluster):
 
 @pytest.fixture
 def own_cluster_name(request):
-    name = f"itest-{os.getpid()}-{request.node.name[-12:].lower().replace('_', '-')}".strip("-")
+    # A fixed name per test: a crashed run's leftovers are removed by the next run's cleanup.
+    name = "itest-" + request.node.name.removeprefix("test_")[:20].replace("_", "-").strip("-")
     yield name
     # Whatever the test did, leave nothing of this cluster behind.
     state.remove(name, state.load(name))

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from pytest_k8sai.verdicts import Verdict, VerdictLog, format_verdict_table
+from pytest_k8sai.verdicts import Verdict, VerdictLog, format_verdict_rows, format_verdict_table
 
 
 def _check(log: VerdictLog, measured: float, **kw):
@@ -111,18 +111,24 @@ def _verdict(figure: str, source: str, passed: bool = True, threshold: float | N
     )
 
 
-def test_table_fits_100_columns_and_truncates_with_ellipsis():
+def test_table_fits_100_columns_and_wraps_long_text_without_losing_it():
+    long_figure = "Kueue admission attempt P99 (histogram) " * 3
+    long_source = " ".join(f"metric{i}" for i in range(40))
     verdicts = [
-        _verdict("Kueue admission attempt P99 (histogram) " * 3, "metric " * 40),
+        _verdict(long_figure, long_source),
         _verdict("short", "src", passed=False),
         _verdict("info only", "client clock", threshold=None),
     ]
+    header, rows = format_verdict_rows(verdicts)
     lines = format_verdict_table(verdicts)
-    assert len(lines) == 2 + len(verdicts)
+    assert lines == header + [line for row in rows for line in row]
     assert all(len(line) <= 100 for line in lines)
-    assert lines[0].split() == ["figure", "measured", "threshold", "verdict", "n", "source"]
-    assert "…" in lines[2]
-    assert "PASS" in lines[2] and "FAIL" in lines[3] and "INFO" in lines[4]
+    assert header[0].split() == ["figure", "measured", "threshold", "verdict", "n", "source"]
+    assert len(rows[0]) > 1, "long figure and source wrap onto continuation lines"
+    text = " ".join(rows[0])
+    assert all(f"metric{i}" in text for i in range(40)), "no word of the source is lost"
+    assert "PASS" in rows[0][0] and "FAIL" in rows[1][0] and "INFO" in rows[2][0]
+    assert [len(r) for r in rows[1:]] == [1, 1]
     assert "<= 25 ms" in lines[3] and "12.35 ms" in lines[3] and "1000" in lines[3]
 
 

@@ -25,6 +25,7 @@ from pytest_k8sai.profiles import Profile
 
 Log = Callable[[str], None]
 METRICS_USER = "k8sai-metrics"
+KEEP_FAILED_LOGS = 5  # logs of the latest failed starts, kept for diagnosis
 
 
 def stderr_log(msg: str) -> None:
@@ -242,10 +243,11 @@ class LocalProvider(ClusterProvider):
         return [Path(shutil.copy(f, dest / f.name)) for f in sorted(logs.glob("*.log"))]
 
     def _save_failed_logs(self) -> Path:
-        dest = (
-            cache_root() / "failed-starts" / f"{self.cluster_name}-{time.strftime('%Y%m%dT%H%M%S')}"
-        )
+        root = cache_root() / "failed-starts"
+        dest = root / f"{self.cluster_name}-{time.strftime('%Y%m%dT%H%M%S')}"
         self.collect_logs(dest)
+        for old in sorted(root.iterdir(), key=lambda p: p.stat().st_mtime)[:-KEEP_FAILED_LOGS]:
+            shutil.rmtree(old, ignore_errors=True)
         return dest
 
     def destroy(self) -> None:
