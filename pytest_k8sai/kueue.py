@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from kubernetes import client
 from pydantic import BaseModel, ConfigDict, Field
+
+from pytest_k8sai.objects import ObjectTracker
 
 API_VERSION = "kueue.x-k8s.io/v1beta2"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -98,3 +101,35 @@ def local_queue(name: str, namespace: str, cluster_queue: str) -> dict[str, Any]
 def workload_conditions(workload: dict[str, Any]) -> dict[str, str]:
     """type -> status of a Workload's conditions."""
     return {c["type"]: c["status"] for c in workload.get("status", {}).get("conditions", [])}
+
+
+def is_admitted(workload: dict[str, Any] | None) -> bool:
+    conds = workload_conditions(workload or {})
+    return conds.get("QuotaReserved") == "True" and conds.get("Admitted") == "True"
+
+
+def workload_for_job(api: client.ApiClient, namespace: str, job: str) -> dict[str, Any] | None:
+    """The Workload Kueue made for Job ``job`` (found by owner reference), or None yet."""
+    group, _, version = API_VERSION.partition("/")
+    items = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        group, version, namespace, "workloads"
+    )["items"]
+    for wl in items:
+        if any(o.get("name") == job for o in wl["metadata"].get("ownerReferences", [])):
+            return dict(wl)
+    return None
+
+
+def create_gpu_queue(objs: ObjectTracker, namespace: str, gpus: int, name: str = "lq") -> str:
+    """One flavor, one ClusterQueue with ``gpus`` GPUs open to ``namespace`` only, and a
+    LocalQueue ``name`` in it; all tracked by ``objs``. Returns the LocalQueue name."""
+    objs.create(resource_flavor(f"{namespace}-flavor"), "resourceflavors")
+    cq = ClusterQueueSpec(
+        name=f"{namespace}-cq",
+        flavor=f"{namespace}-flavor",
+        quotas=[Quota(name="nvidia.com/gpu", nominal=str(gpus))],
+        namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+    )
+    objs.create(cq.body(), "clusterqueues")
+    objs.create(local_queue(name, namespace, cq.name), "localqueues", namespace=namespace)
+    return name

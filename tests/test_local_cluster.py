@@ -18,11 +18,14 @@ import pytest
 import yaml
 from kubernetes import client
 
+from pytest_k8sai import kueue
 from pytest_k8sai.clusters.local import controlplane, state
 from pytest_k8sai.clusters.local.processes import pid_alive
 from pytest_k8sai.clusters.local.provider import LocalProvider
 from pytest_k8sai.errors import ClusterError
+from pytest_k8sai.objects import ObjectTracker
 from pytest_k8sai.profiles import load_profile
+from pytest_k8sai.workloads.jobs import gpu_job
 
 
 @pytest.fixture(autouse=True)
@@ -75,11 +78,30 @@ def own_cluster_name(request):
     state.remove(name, state.load(name))
 
 
-def test_start_and_destroy_leave_nothing_behind(tmp_path, own_cluster_name):
+def _first_admission(handle, run_id: str) -> None:
+    """Submit one queued Job to a fresh cluster and wait until Kueue admits it."""
+    ns = "first-admission"
+    handle.core.create_namespace({"metadata": {"name": ns}})
+    kueue.create_gpu_queue(ObjectTracker(handle.api_client, run_id), ns, gpus=8)
+    handle.batch.create_namespaced_job(ns, gpu_job("first", ns, run_seconds=1, queue="lq"))
+    deadline = time.monotonic() + 60
+    while not kueue.is_admitted(kueue.workload_for_job(handle.api_client, ns, "first")):
+        assert time.monotonic() < deadline, "Kueue did not admit the first Job within 60 s"
+        time.sleep(0.02)
+
+
+def test_start_admit_and_destroy_leave_nothing_behind(
+    tmp_path, own_cluster_name, slo, k8sai_run_id
+):
     provider = LocalProvider(
         load_profile(str(_profile_file(tmp_path, own_cluster_name))), log=lambda m: None
     )
+    started = time.monotonic()
     handle = provider.create()
+    ready_s = time.monotonic() - started
+    _first_admission(handle, k8sai_run_id)
+    admitted_s = time.monotonic() - started
+    handle.close()
     st = state.load(own_cluster_name)
     assert st is not None and st.ready and not st.dead()
     assert {p.name for p in st.processes} == {
@@ -91,8 +113,38 @@ def test_start_and_destroy_leave_nothing_behind(tmp_path, own_cluster_name):
         "kueue",
     }
     assert handle.kubeconfig.exists()
+    started = time.monotonic()
     provider.destroy()
+    stop_s = time.monotonic() - started
     _assert_gone(own_cluster_name, st.processes)
+    # Figures for the results file, not assertions: the plugin's own tests stay untimed.
+    slo.check(
+        "local cluster start, cached binaries",
+        ready_s,
+        unit="s",
+        threshold=None,
+        op="<=",
+        n=1,
+        source="LocalProvider.create() wall time, until nodes Ready",
+    )
+    slo.check(
+        "local start to first Kueue admission",
+        admitted_s,
+        unit="s",
+        threshold=None,
+        op="<=",
+        n=1,
+        source="create() + queue objects + Job, until Workload Admitted",
+    )
+    slo.check(
+        "local cluster teardown",
+        stop_s,
+        unit="s",
+        threshold=None,
+        op="<=",
+        n=1,
+        source="LocalProvider.destroy() wall time, processes gone and dir removed",
+    )
 
 
 def test_component_dying_during_start_names_it_and_its_log(tmp_path, own_cluster_name, monkeypatch):
@@ -129,6 +181,8 @@ def test_ctrl_c_during_start_stops_everything(tmp_path, own_cluster_name):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A shell's background jobs inherit SIGINT as ignored; Ctrl-C must reach this one.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 60
     records = []

@@ -31,28 +31,7 @@ def queue(cluster, k8s_namespace, k8sai_run_id):
     """A ResourceFlavor, a ClusterQueue with one node's GPUs and a LocalQueue, removed after."""
     gpus = cluster.profile.capabilities.gpu_nodes.gpus_per_node
     with ObjectTracker(cluster.api_client, k8sai_run_id) as objs:
-        objs.create(kueue.resource_flavor(f"{k8s_namespace}-flavor"), "resourceflavors")
-        cq = kueue.ClusterQueueSpec(
-            name=f"{k8s_namespace}-cq",
-            flavor=f"{k8s_namespace}-flavor",
-            quotas=[kueue.Quota(name="nvidia.com/gpu", nominal=str(gpus))],
-            namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": k8s_namespace}},
-        )
-        objs.create(cq.body(), "clusterqueues")
-        objs.create(
-            kueue.local_queue("lq", k8s_namespace, cq.name), "localqueues", namespace=k8s_namespace
-        )
-        yield "lq"
-
-
-def _workload_for(cluster, namespace: str, job_name: str) -> dict | None:
-    items = cluster.custom.list_namespaced_custom_object(
-        "kueue.x-k8s.io", "v1beta2", namespace, "workloads"
-    )["items"]
-    for wl in items:
-        if any(o.get("name") == job_name for o in wl["metadata"].get("ownerReferences", [])):
-            return wl
-    return None
+        yield kueue.create_gpu_queue(objs, k8s_namespace, gpus)
 
 
 def _wait(what: str, probe, timeout_s: float = STEP_TIMEOUT_S):
@@ -83,17 +62,16 @@ def run_chain(cluster, namespace: str, queue: str, run_seconds: float) -> Chain:
         cluster.batch.create_namespaced_job(namespace, job)
         wl = _wait(
             "Kueue to create a Workload for Job smoke",
-            lambda: _workload_for(cluster, namespace, "smoke"),
+            lambda: kueue.workload_for_job(cluster.api_client, namespace, "smoke"),
         )
         name = wl["metadata"]["name"]
 
-        def admitted() -> dict | None:
-            w = _workload_for(cluster, namespace, "smoke")
-            conds = kueue.workload_conditions(w or {})
-            ok = conds.get("QuotaReserved") == "True" and conds.get("Admitted") == "True"
-            return w if ok else None
-
-        _wait(f"Workload {name} to be QuotaReserved and Admitted", admitted)
+        _wait(
+            f"Workload {name} to be QuotaReserved and Admitted",
+            lambda: kueue.is_admitted(
+                kueue.workload_for_job(cluster.api_client, namespace, "smoke")
+            ),
+        )
         admitted_at = time.monotonic()
         _wait(
             "Kueue to unsuspend Job smoke",

@@ -66,25 +66,42 @@ def pid_alive(rec: ProcRecord) -> bool:
     return argv0 == rec.exe and state != "Z"
 
 
+def _reap(records: list[ProcRecord]) -> None:
+    """Collect exit statuses of those that are our children, so no zombie outlives them."""
+    for r in records:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(r.pid, os.WNOHANG)
+
+
+def _wait_gone(records: list[ProcRecord], seconds: float) -> list[ProcRecord]:
+    deadline = time.monotonic() + seconds
+    while True:
+        _reap(records)
+        alive = [r for r in records if pid_alive(r)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.02)
+
+
 def stop(records: list[ProcRecord], grace_s: float = STOP_GRACE_S) -> list[str]:
-    """SIGTERM every process, then SIGKILL what is left after ``grace_s``; return killed names."""
+    """SIGTERM every process, SIGKILL what is left after ``grace_s``, and return only once all
+    are gone; return the names that needed SIGKILL."""
     live = [r for r in records if pid_alive(r)]
     for r in live:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(r.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(pid_alive(r) for r in live):
-        time.sleep(0.05)
-    killed = []
-    for r in live:
-        if pid_alive(r):
-            killed.append(r.name)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(r.pid, signal.SIGKILL)
-    for r in live:  # reap our own children so no zombie outlives the cluster
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(r.pid, os.WNOHANG)
-    return killed
+    stubborn = _wait_gone(live, grace_s)
+    for r in stubborn:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(r.pid, signal.SIGKILL)
+    # SIGKILL is delivered asynchronously: wait until the kernel has really ended them.
+    left = _wait_gone(stubborn, 5.0)
+    if left:
+        raise ClusterError(
+            "Could not stop local cluster processes even with SIGKILL: "
+            + ", ".join(f"{r.name} (pid {r.pid})" for r in left)
+        )
+    return [r.name for r in stubborn]
 
 
 class Supervisor:
