@@ -11,32 +11,25 @@ terminal summary.
 
 from __future__ import annotations
 
-import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from pytest_k8sai.clusters import make_provider
 from pytest_k8sai.clusters.base import (
-    CREATED_BY_LABEL,
-    CREATED_BY_VALUE,
-    RUN_ID_LABEL,
     ClusterHandle,
     ClusterProvider,
 )
-from pytest_k8sai.errors import K8saiError
+from pytest_k8sai.errors import ClusterError, K8saiError
+from pytest_k8sai.objects import owned_namespace
 from pytest_k8sai.profiles import Profile
+from pytest_k8sai.report.tables import TableLog
 from pytest_k8sai.runstate import RunState, get_state
 from pytest_k8sai.verdicts import BoundVerdicts
 
 # Exit status when no cluster could be created or reached (pytest uses 1 for failed tests).
 EXIT_CLUSTER_UNAVAILABLE = 3
-NAMESPACE_READY_TIMEOUT_S = 30.0
-API_TIMEOUT_S = 30.0
 
 
 @pytest.fixture(scope="session")
@@ -57,6 +50,12 @@ def k8sai_results_dir(pytestconfig: pytest.Config) -> Path:
     path = get_state(pytestconfig).results_dir
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@pytest.fixture(scope="session")
+def k8sai_report(pytestconfig: pytest.Config) -> TableLog:
+    """``k8sai_report.add(Table(...))``: printed at the end of the run, kept in tables.md."""
+    return get_state(pytestconfig).tables
 
 
 @pytest.fixture
@@ -127,56 +126,11 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
         state.notes.extend(n for n in notes if n)
 
 
-def _wait_for_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
-    # Pods are rejected until the service-account controller has made "default".
-    deadline = time.monotonic() + NAMESPACE_READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespaced_service_account("default", namespace, _request_timeout=10)
-            return True
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-        time.sleep(0.2)
-    return False
-
-
 @pytest.fixture
 def k8s_namespace(cluster: ClusterHandle, k8sai_run_id: str) -> Iterator[str]:
     """A fresh labelled namespace whose default ServiceAccount exists; deleted afterwards."""
-    core = cluster.core
-    name = f"k8sai-{secrets.token_hex(3)}"
-    body = client.V1Namespace(
-        metadata=client.V1ObjectMeta(
-            name=name,
-            labels={CREATED_BY_LABEL: CREATED_BY_VALUE, RUN_ID_LABEL: k8sai_run_id},
-        )
-    )
     try:
-        core.create_namespace(body, _request_timeout=API_TIMEOUT_S)
-    except ApiException as exc:
-        pytest.fail(
-            f"Cannot create namespace {name}: HTTP {exc.status} {exc.reason}.", pytrace=False
-        )
-    try:
-        if not _wait_for_default_sa(core, name):
-            pytest.fail(
-                f"Namespace {name}: ServiceAccount 'default' did not appear within "
-                f"{NAMESPACE_READY_TIMEOUT_S:g} s, so no pod could be admitted there; is "
-                "kube-controller-manager (its serviceaccount controller) running?",
-                pytrace=False,
-            )
-        yield name
-    finally:
-        # Background deletion: return at once, the namespace controller finishes the job.
-        try:
-            core.delete_namespace(
-                name, propagation_policy="Background", _request_timeout=API_TIMEOUT_S
-            )
-        except ApiException as exc:
-            if exc.status != 404:
-                pytest.fail(
-                    f"Cannot delete namespace {name} (label {RUN_ID_LABEL}={k8sai_run_id}): "
-                    f"HTTP {exc.status} {exc.reason}; delete it by hand.",
-                    pytrace=False,
-                )
+        with owned_namespace(cluster.core, k8sai_run_id) as name:
+            yield name
+    except ClusterError as exc:
+        pytest.fail(str(exc), pytrace=False)

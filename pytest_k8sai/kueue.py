@@ -133,3 +133,26 @@ def create_gpu_queue(objs: ObjectTracker, namespace: str, gpus: int, name: str =
     objs.create(cq.body(), "clusterqueues")
     objs.create(local_queue(name, namespace, cq.name), "localqueues", namespace=namespace)
     return name
+
+
+def workload_priority_class(name: str, value: int) -> dict[str, Any]:
+    # value sits at the top level of a WorkloadPriorityClass, not under spec.
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "WorkloadPriorityClass",
+        "metadata": {"name": name},
+        "value": value,
+        "description": "pytest-k8sai priority class",
+    }
+
+
+def cluster_queues_active(api: client.ApiClient, names: list[str]) -> bool:
+    """True once every named ClusterQueue reports condition Active=True."""
+    group, _, version = API_VERSION.partition("/")
+    custom = client.CustomObjectsApi(api)
+    for name in names:
+        cq = custom.get_cluster_custom_object(group, version, "clusterqueues", name)
+        conds = {c["type"]: c["status"] for c in cq.get("status", {}).get("conditions", [])}
+        if conds.get("Active") != "True":
+            return False
+    return True

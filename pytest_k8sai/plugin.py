@@ -12,14 +12,18 @@ from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers
     cluster,
     k8s_namespace,
     k8sai_profile,
+    k8sai_report,
     k8sai_results_dir,
     k8sai_run_id,
     slo,
 )
 from pytest_k8sai.profiles import REQUIREMENTS, builtin_names, load_profile
+from pytest_k8sai.report.tables import TableLog
 from pytest_k8sai.requirements import requirements_of, skip_reason
 from pytest_k8sai.runstate import STATE, RunState, check_results_dir, new_run_id
 from pytest_k8sai.verdicts import VERDICTS_FILE, VerdictLog, format_verdict_rows
+
+TABLES_FILE = "tables.md"
 
 MARKERS = (
     "pr: fast checks for every pull request",
@@ -58,6 +62,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not destroy a cluster this run created; print its kubeconfig instead",
     )
     group.addoption(
+        "--runs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="repetitions per experiment setup (default: the profile's, e.g. kueue_suite.runs)",
+    )
+    group.addoption(
         "--results-dir",
         default="k8sai-results",
         metavar="DIR",
@@ -86,6 +97,7 @@ def pytest_configure(config: pytest.Config) -> None:
         context=opt.context,
         keep_cluster=opt.keep_cluster,
         verdicts=VerdictLog(results_dir / VERDICTS_FILE, run_id=run_id),
+        tables=TableLog(results_dir / TABLES_FILE),
     )
 
 
@@ -113,6 +125,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if state is None:
         return
     tr = terminalreporter
+    for table in state.tables.tables:
+        title, *lines = table.text()
+        tr.write_sep("=", title)
+        for line in lines:
+            tr.write_line(line)
     verdicts = state.verdicts.verdicts
     if verdicts:
         tr.write_sep("=", "k8sai verdicts")

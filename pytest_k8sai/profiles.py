@@ -74,8 +74,34 @@ class Slo(_Strict):
     """SLO thresholds. Suites read them from here so that thresholds are data, never code."""
 
     kueue_admission_attempt_p99_ms: float = Field(25.0, gt=0)
+    # Paper orderings, as ratios so they hold at any time scale (paper: 51.1/62.5 = 0.82).
+    kueue_preemption_makespan_ratio_max: float = Field(1.0, gt=0)
+    # Large jobs' median queue time, + Priority over BestEffortFIFO (paper: 10.2/17.3 = 0.59).
+    kueue_priority_large_queue_ratio_max: float = Field(1.0, gt=0)
+    # GPUs one ClusterQueue must be seen borrowing from its cohort in the 2-CQ setup.
+    kueue_borrowed_gpus_min: float = Field(1.0, ge=0)
+    # BestEffortFIFO admission order after the first wave, run vs run (1.0 = identical).
+    kueue_fifo_kendall_tau_min: float = Field(1.0, ge=-1, le=1)
+    # Median job run time over median admission+scheduling latency: time compression must
+    # leave the platform's own latency small against the work.
+    kueue_duration_latency_ratio_min: float = Field(20.0, gt=0)
     # How far a pod's observed run time may stray from the duration written on it.
     kwok_duration_tolerance_ms: float = Field(1500.0, gt=0)
+
+
+class WhisperJobs(_Strict):
+    """How the Whisper transcription Jobs run. On simulated tiers (KWOK) nothing runs and the
+    image is never pulled; on a real cluster these name the container that transcribes."""
+
+    image: str | None = None
+    # Templated per job with {name}, {model} and {audio_seconds}.
+    command: list[str] = Field(default_factory=list)
+
+
+class KueueSuite(_Strict):
+    runs: int = Field(1, ge=1, le=50, description="repetitions per setup; --runs overrides")
+    setups: list[str] | None = Field(None, description="setup names to run; default all")
+    job_timeout_s: float = Field(900.0, gt=0, description="per run, wall clock")
 
 
 class LocalTier(_Strict):
@@ -96,6 +122,8 @@ class Profile(_Strict):
     # Paper seconds per wall-clock second: 60 turns a paper minute into one second.
     time_compression: float = Field(1.0, gt=0)
     slo: Slo = Field(default_factory=Slo)
+    whisper: WhisperJobs = Field(default_factory=WhisperJobs)
+    kueue_suite: KueueSuite = Field(default_factory=KueueSuite)
     local: LocalTier = Field(default_factory=LocalTier)
 
     @model_validator(mode="after")
@@ -103,6 +131,16 @@ class Profile(_Strict):
         if self.capabilities.mig.enabled and self.capabilities.gpu_nodes.count == 0:
             raise ValueError("capabilities.mig.enabled needs capabilities.gpu_nodes.count > 0")
         return self
+
+    @property
+    def total_gpus(self) -> int:
+        g = self.capabilities.gpu_nodes
+        return g.count * g.gpus_per_node
+
+    @property
+    def simulated(self) -> bool:
+        """Pods run on KWOK nodes for the time written on them (no containers run)."""
+        return self.provider == "local"
 
     def lacks(self, requirement: str) -> bool:
         return not self.capabilities.has(requirement)

@@ -12,6 +12,7 @@ import pytest
 
 from pytest_k8sai.errors import K8saiError
 from pytest_k8sai.profiles import Profile
+from pytest_k8sai.report.tables import TableLog
 from pytest_k8sai.verdicts import VerdictLog
 
 
@@ -24,6 +25,7 @@ class RunState:
     context: str | None
     keep_cluster: bool
     verdicts: VerdictLog
+    tables: TableLog
     # Lines for the end-of-run summary (kept kubeconfig, where logs went, cleanup problems).
     notes: list[str] = field(default_factory=list)
 

@@ -341,7 +341,7 @@ class FakeProvider(ClusterProvider):
 def _fake_provider():
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(pytest_k8sai.fixtures, "make_provider", lambda p, **kw: FakeProvider(p, **kw))
-        mp.setattr(pytest_k8sai.fixtures, "NAMESPACE_READY_TIMEOUT_S", 0.5)
+        mp.setattr(pytest_k8sai.objects, "NAMESPACE_READY_TIMEOUT_S", 0.5)
         yield
 '''
 

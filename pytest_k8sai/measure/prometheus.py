@@ -44,6 +44,18 @@ class Histogram:
     count: float
     sum: float
 
+    def minus(self, earlier: Histogram) -> Histogram:
+        """What was observed between two scrapes of the same cumulative histogram."""
+        before = dict(earlier.buckets)
+        buckets = tuple((le, c - before.get(le, 0.0)) for le, c in self.buckets)
+        return Histogram(self.name, buckets, self.count - earlier.count, self.sum - earlier.sum)
+
+    def plus(self, other: Histogram) -> Histogram:
+        """Two disjoint observation windows as one histogram (same bucket bounds)."""
+        theirs = dict(other.buckets)
+        buckets = tuple((le, c + theirs.get(le, 0.0)) for le, c in self.buckets)
+        return Histogram(self.name, buckets, self.count + other.count, self.sum + other.sum)
+
     def quantile(self, q: float) -> float:
         """histogram_quantile(q): NaN without samples; the highest finite bound if in +Inf."""
         if not 0 <= q <= 1:

@@ -1,0 +1,1 @@
+"""Experiments: run a setup against a cluster and return what was measured."""

@@ -1,0 +1,196 @@
+"""Run one Kueue setup once: queues from the setup, the 32-job Whisper trace, every job
+followed to completion, then the figures the paper's Tables 3 and 4 are made of.
+
+Generator (trace, setups) -> runner (this) -> recorder (measure.joblatency) -> checker (suite).
+"""
+
+from __future__ import annotations
+
+import bisect
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_k8sai import kueue
+from pytest_k8sai.clusters.base import ClusterHandle
+from pytest_k8sai.errors import ClusterError
+from pytest_k8sai.kueue_setups import Setup, plan
+from pytest_k8sai.measure import prometheus
+from pytest_k8sai.measure.joblatency import JobLatencyRecorder, JobRecord, JobStats, summarize
+from pytest_k8sai.measure.kueuelog import KueueLog
+from pytest_k8sai.objects import ObjectTracker, owned_namespace
+from pytest_k8sai.workloads.jobs import gpu_job
+from pytest_k8sai.workloads.whisper import WhisperTrace
+
+ADMISSION_METRIC = "kueue_admission_attempt_duration_seconds"
+MODEL_LABEL = "k8sai.io/model"
+QUEUES_ACTIVE_TIMEOUT_S = 30.0
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    setup: str
+    run: int
+    stats: JobStats
+    records: dict[str, JobRecord]
+    admission_order: list[str]
+    written_s: dict[str, float]  # wall seconds each job was told to run
+    attempts_ms: list[float] | None  # exact, from Kueue's verbose log (local tier)
+    histogram: prometheus.Histogram | None  # this run's share of Kueue's histogram
+    borrowed_max: dict[str, dict[str, float]] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    def platform_latency_ms(self) -> list[float]:
+        """Per job: when capacity was there (created, or the last completion before Kueue
+        admitted it) until its pod ran. Admission plus scheduling, not the workload's own wait."""
+        completions = sorted(r.completed for r in self.records.values() if r.completed)
+        out = []
+        for r in self.records.values():
+            if r.preemptions or r.pod_running is None or r.first_admitted is None:
+                continue
+            anchor = r.first_admitted if r.first_admitted > r.created else r.pod_running
+            i = bisect.bisect_left(completions, anchor)
+            freed = completions[i - 1] if i else r.created
+            out.append((r.pod_running - max(r.created, freed)) * 1000)
+        return out
+
+    def duration_latency_ratio(self) -> float:
+        lat = self.platform_latency_ms()
+        if not lat:
+            return float("nan")
+        return statistics.median(self.written_s.values()) * 1000 / statistics.median(lat)
+
+
+def _job_body(
+    cluster: ClusterHandle,
+    name: str,
+    namespace: str,
+    *,
+    model: str,
+    run_s: float,
+    audio_s: float,
+    queue: str | None,
+    priority_class: str | None,
+) -> dict:
+    profile = cluster.profile
+    body = gpu_job(
+        name,
+        namespace,
+        run_seconds=run_s,
+        gpus=1,
+        queue=queue,
+        priority_class=priority_class,
+        labels={MODEL_LABEL: model},
+        **({"image": profile.whisper.image} if profile.whisper.image else {}),
+    )
+    if not profile.simulated:
+        values = {"name": name, "model": model, "audio_seconds": f"{audio_s:.2f}"}
+        container = body["spec"]["template"]["spec"]["containers"][0]
+        container["command"] = [c.format(**values) for c in profile.whisper.command]
+    return body
+
+
+def _scrape(cluster: ClusterHandle) -> prometheus.Histogram | None:
+    url = cluster.endpoints.get("kueue_metrics")
+    if url is None:
+        return None
+    text = prometheus.scrape(
+        url,
+        token=cluster.endpoints.get("kueue_metrics_token"),
+        ca_file=cluster.endpoints.get("ca_file"),
+    )
+    try:
+        return prometheus.histogram(text, ADMISSION_METRIC)
+    except KeyError:
+        return None  # no attempt yet since Kueue started: nothing exposed
+
+
+def run_once(
+    cluster: ClusterHandle,
+    setup: Setup,
+    trace: WhisperTrace,
+    *,
+    run: int,
+    run_id: str,
+    log: Log = print,
+) -> RunResult:
+    """Run the whole trace through ``setup`` once, in a namespace of its own."""
+    profile = cluster.profile
+    planned = plan(setup, "k8sai-x", profile.total_gpus)  # validate before creating anything
+    kueue_log = (
+        KueueLog(Path(cluster.endpoints["logs"]) / "kueue.log")
+        if "logs" in cluster.endpoints
+        else None
+    )
+    with (
+        owned_namespace(cluster.core, run_id, prefix=f"kq-{setup.name[:12]}") as ns,
+        ObjectTracker(cluster.api_client, run_id) as objs,
+    ):
+        planned = plan(setup, ns, profile.total_gpus)
+        for body, plural in planned.cluster_objects:
+            objs.create(body, plural)
+        for lq in planned.local_queues:
+            objs.create(lq, "localqueues", namespace=ns)
+        deadline = time.monotonic() + QUEUES_ACTIVE_TIMEOUT_S
+        while planned.cluster_queue_names and not kueue.cluster_queues_active(
+            cluster.api_client, planned.cluster_queue_names
+        ):
+            if time.monotonic() > deadline:
+                raise ClusterError(
+                    f"ClusterQueues {planned.cluster_queue_names} of setup "
+                    f"'{setup.name}' not Active within {QUEUES_ACTIVE_TIMEOUT_S}s"
+                )
+            time.sleep(0.05)
+
+        recorder = JobLatencyRecorder(
+            cluster.api_client, ns, kueue=setup.kueue, cluster_queues=planned.cluster_queue_names
+        )
+        hist_before = _scrape(cluster) if setup.kueue else None
+        log_mark = kueue_log.mark() if kueue_log else 0
+        written: dict[str, float] = {}
+        recorder.start()
+        try:
+            started = time.monotonic()
+            for job, run_s in trace.scaled(profile.time_compression):
+                written[job.name] = run_s
+                cluster.batch.create_namespaced_job(
+                    ns,
+                    _job_body(
+                        cluster,
+                        job.name,
+                        ns,
+                        model=job.model,
+                        run_s=run_s,
+                        audio_s=job.audio_seconds,
+                        queue=planned.queue_of.get(job.model),
+                        priority_class=planned.priority_class_of.get(job.model),
+                    ),
+                )
+            log(f"[k8sai] {setup.name} run {run}: {len(written)} jobs submitted in {ns}")
+            recorder.wait_complete(set(written), profile.kueue_suite.job_timeout_s)
+            wall = time.monotonic() - started
+        finally:
+            recorder.stop()
+        hist = None
+        if hist_before is not None and (after := _scrape(cluster)) is not None:
+            hist = after.minus(hist_before)
+        attempts = None
+        if kueue_log and setup.kueue:
+            attempts = [a.duration_s * 1000 for a in kueue_log.attempts_since(log_mark)]
+        records = recorder.records()
+        return RunResult(
+            setup=setup.name,
+            run=run,
+            stats=summarize(records),
+            records=records,
+            admission_order=recorder.admission_order(),
+            written_s=written,
+            attempts_ms=attempts,
+            histogram=hist,
+            borrowed_max=recorder.borrowed_max(),
+            wall_s=wall,
+        )

@@ -1,0 +1,92 @@
+"""The Kueue experiment of the paper (sections 3.3.1 and 4.1): one session-wide set of runs per
+setup, shared by the tests that check it, and the paper-shaped tables at the end."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+from pytest_k8sai.workloads.whisper import WhisperTrace, load_trace
+
+from pytest_k8sai.experiments.kueue_runs import RunResult, run_once
+from pytest_k8sai.kueue_setups import Setup, load_setups
+from pytest_k8sai.report.kueue_tables import table3, table4
+
+KUEUE_CRD = "clusterqueues.kueue.x-k8s.io"
+
+
+def selected_setups(config: pytest.Config) -> list[Setup]:
+    from pytest_k8sai.runstate import get_state
+
+    wanted = get_state(config).profile.kueue_suite.setups
+    setups = load_setups()
+    if wanted is None:
+        return setups
+    known = {s.name for s in setups}
+    unknown = sorted(set(wanted) - known)
+    if unknown:
+        raise pytest.UsageError(
+            f"Profile field 'kueue_suite.setups' names unknown setups {unknown}; known: "
+            f"{sorted(known)} (manifests/kueue/setups.yaml)."
+        )
+    return [s for s in setups if s.name in wanted]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "setup" in metafunc.fixturenames:
+        setups = selected_setups(metafunc.config)
+        metafunc.parametrize("setup", setups, ids=[s.name for s in setups])
+
+
+class KueueExperiment:
+    """Runs of each setup, made on first request and kept for the session."""
+
+    def __init__(self, cluster, trace: WhisperTrace, run_id: str, runs: int) -> None:
+        self.cluster = cluster
+        self.trace = trace
+        self.run_id = run_id
+        self.runs = runs
+        self.setups = {s.name: s for s in load_setups()}
+        self.results: dict[str, list[RunResult]] = {}
+
+    def get(self, name: str, at_least: int | None = None) -> list[RunResult]:
+        done = self.results.setdefault(name, [])
+        while len(done) < (at_least or self.runs):
+            done.append(
+                run_once(
+                    self.cluster,
+                    self.setups[name],
+                    self.trace,
+                    run=len(done) + 1,
+                    run_id=self.run_id,
+                    log=lambda m: print(m, file=sys.__stderr__, flush=True),
+                )
+            )
+        return done
+
+    def ordered_results(self) -> dict[str, list[RunResult]]:
+        return {n: self.results[n] for n in self.setups if self.results.get(n)}
+
+
+@pytest.fixture(scope="session")
+def kueue_experiment(cluster, k8sai_run_id, k8sai_report, pytestconfig):
+    profile = cluster.profile
+    try:
+        client.ApiextensionsV1Api(cluster.api_client).read_custom_resource_definition(KUEUE_CRD)
+    except ApiException as exc:
+        pytest.skip(f"Kueue is not installed on this cluster: CRD {KUEUE_CRD} -> HTTP {exc.status}")
+    if not profile.simulated and not profile.whisper.image:
+        pytest.skip(
+            f"profile '{profile.name}' names no Whisper job image (field whisper.image); "
+            "real clusters run real transcription containers"
+        )
+    runs = pytestconfig.getoption("runs") or profile.kueue_suite.runs
+    exp = KueueExperiment(cluster, load_trace(), k8sai_run_id, runs)
+    yield exp
+    results = exp.ordered_results()
+    if results:
+        titles = {n: s.title for n, s in exp.setups.items()}
+        k8sai_report.add(table3(results, titles, profile.time_compression))
+        k8sai_report.add(table4(results, titles))
