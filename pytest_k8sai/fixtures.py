@@ -25,6 +25,7 @@ from pytest_k8sai.errors import ClusterError, K8saiError
 from pytest_k8sai.objects import owned_namespace
 from pytest_k8sai.profiles import Profile
 from pytest_k8sai.report.tables import TableLog
+from pytest_k8sai.requirements import requirements_of
 from pytest_k8sai.runstate import RunState, get_state
 from pytest_k8sai.verdicts import BoundVerdicts
 
@@ -124,6 +125,22 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
         else:
             notes.append(_release(provider, state))
         state.notes.extend(n for n in notes if n)
+
+
+@pytest.fixture(autouse=True)
+def _k8sai_cluster_requirements(request: pytest.FixtureRequest) -> None:
+    """Skip a test whose requires(...) names something the live cluster turned out to lack
+    (the profile-based skips happen at collection, before any cluster exists)."""
+    if "cluster" not in request.fixturenames:
+        return
+    try:
+        needed = requirements_of(request.node)
+    except K8saiError:
+        return  # reported at collection already
+    if needed and (missing := request.getfixturevalue("cluster").missing):
+        for name in needed:
+            if name in missing:
+                pytest.skip(missing[name])
 
 
 @pytest.fixture

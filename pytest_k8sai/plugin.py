@@ -9,6 +9,7 @@ import pytest
 from pytest_k8sai.clusters import check_reach_flags
 from pytest_k8sai.errors import K8saiError
 from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers them
+    _k8sai_cluster_requirements,
     cluster,
     k8s_namespace,
     k8sai_profile,

@@ -371,3 +371,49 @@ def test_k8s_namespace_labels_waits_and_deletes(run, pytester, sa_after):
     else:
         result.assert_outcomes(errors=1)
         result.stdout.fnmatch_lines(["*ServiceAccount 'default' did not appear within 0.5 s*"])
+
+
+MISSING_CONFTEST = """
+import pathlib
+import pytest
+import pytest_k8sai.fixtures
+from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
+
+
+class LackingProvider(ClusterProvider):
+    def create(self):
+        return ClusterHandle(self.profile, pathlib.Path("/fake"), None, "fake",
+                             missing={"kueue": "CRD clusterqueues.kueue.x-k8s.io not found"})
+
+    def collect_logs(self, dest):
+        return []
+
+    def destroy(self):
+        pass
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _lacking():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pytest_k8sai.fixtures, "make_provider", lambda p, **kw: LackingProvider(p))
+        yield
+"""
+
+
+def test_capability_missing_on_the_live_cluster_skips_with_its_reason(run, pytester):
+    pytester.makeconftest(MISSING_CONFTEST)
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.requires("kueue")
+        def test_needs_kueue(cluster):
+            raise AssertionError("must not run")
+
+        def test_plain(cluster):
+            pass
+        """
+    )
+    result = run("-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*SKIPPED*CRD clusterqueues.kueue.x-k8s.io not found*"])

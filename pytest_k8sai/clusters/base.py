@@ -33,6 +33,9 @@ class ClusterHandle:
     # Extra endpoints a provider knows about (e.g. the local Kueue metrics URL and token).
     endpoints: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    # Capabilities the profile claims but the cluster lacks (name -> why); tests that require
+    # them are skipped with that reason instead of failing halfway.
+    missing: dict[str, str] = field(default_factory=dict)
     # Seconds each phase of create/attach took, for the results file and README figures.
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -99,10 +99,11 @@ class ExistingProvider(ClusterProvider):
         context = resolve_context(kubeconfig, self._flag_context, reach.context, self.profile.name)
         api, server = self._probe_client(kubeconfig, context)
         where = f"(kubeconfig {kubeconfig.value}, context '{context.value}')"
+        missing: dict[str, str] = {}
         try:
             version = self._version(api, server, where)
-            if self.profile.capabilities.kueue:
-                self._check_kueue(api, server, where)
+            if self.profile.capabilities.kueue and (why := self._check_kueue(api, server, where)):
+                missing["kueue"] = why
         finally:
             api.close()
         self._handle = ClusterHandle(
@@ -112,6 +113,7 @@ class ExistingProvider(ClusterProvider):
             provider=self.name,
             endpoints={"apiserver": server},
             versions={"kubernetes": version},
+            missing=missing,
         )
         return self._handle
 
@@ -165,11 +167,12 @@ class ExistingProvider(ClusterProvider):
             ) from None
         return str(info.get("gitVersion", "unknown"))
 
-    def _check_kueue(self, api: client.ApiClient, server: str, where: str) -> None:
+    def _check_kueue(self, api: client.ApiClient, server: str, where: str) -> str | None:
+        """None if Kueue's CRD is there; else why Kueue tests will be skipped."""
         missing = (
-            f"Profile '{self.profile.name}' says Kueue (capabilities.kueue: true) but CRD "
-            f"{KUEUE_CRD} was not found on {server} {where}. Install Kueue on the cluster, or set "
-            "capabilities.kueue: false in the profile so Kueue tests are skipped."
+            f"profile '{self.profile.name}' says Kueue (capabilities.kueue: true) but CRD "
+            f"{KUEUE_CRD} was not found on {server} {where}: Kueue tests are skipped. Install "
+            "Kueue on the cluster, or set capabilities.kueue: false in the profile."
         )
         ext = client.ApiextensionsV1Api(api)
         try:
@@ -180,10 +183,10 @@ class ExistingProvider(ClusterProvider):
                     )
                 )
             )
-            return
+            return None
         except ApiException as exc:
             if exc.status == 404:
-                raise ClusterError(missing) from None
+                return missing
             if exc.status != 403:
                 raise self._kueue_unknown(server, where, exc) from None
         except Exception as exc:  # noqa: BLE001
@@ -193,8 +196,7 @@ class ExistingProvider(ClusterProvider):
             found = self._get(lambda t: _discovery_has(api, KUEUE_GROUP, "clusterqueues", t))
         except Exception as exc:  # noqa: BLE001
             raise self._kueue_unknown(server, where, exc) from None
-        if not found:
-            raise ClusterError(missing)
+        return None if found else missing
 
     def _kueue_unknown(self, server: str, where: str, exc: BaseException) -> ClusterError:
         return ClusterError(
