@@ -102,6 +102,9 @@ class KueueSuite(_Strict):
     runs: int = Field(1, ge=1, le=50, description="repetitions per setup; --runs overrides")
     setups: list[str] | None = Field(None, description="setup names to run; default all")
     job_timeout_s: float = Field(900.0, gt=0, description="per run, wall clock")
+    # Jobs are submitted at this rate, as the paper's kube-burner creates objects at a set QPS;
+    # 0 submits them back to back.
+    submit_qps: float = Field(20.0, ge=0)
 
 
 class LocalTier(_Strict):

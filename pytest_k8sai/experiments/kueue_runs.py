@@ -7,7 +7,6 @@ Generator (trace, setups) -> runner (this) -> recorder (measure.joblatency) -> c
 from __future__ import annotations
 
 import bisect
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ Log = Callable[[str], None]
 class RunResult:
     setup: str
     run: int
+    kueue: bool
     stats: JobStats
     records: dict[str, JobRecord]
     admission_order: list[str]
@@ -44,25 +44,33 @@ class RunResult:
     borrowed_max: dict[str, dict[str, float]] = field(default_factory=dict)
     wall_s: float = 0.0
 
-    def platform_latency_ms(self) -> list[float]:
-        """Per job: when capacity was there (created, or the last completion before Kueue
-        admitted it) until its pod ran. Admission plus scheduling, not the workload's own wait."""
-        completions = sorted(r.completed for r in self.records.values() if r.completed)
-        out = []
-        for r in self.records.values():
-            if r.preemptions or r.pod_running is None or r.first_admitted is None:
-                continue
-            anchor = r.first_admitted if r.first_admitted > r.created else r.pod_running
-            i = bisect.bisect_left(completions, anchor)
-            freed = completions[i - 1] if i else r.created
-            out.append((r.pod_running - max(r.created, freed)) * 1000)
-        return out
+    def latencies_ms(self) -> tuple[list[float], list[float]]:
+        """Per job, the platform's own delays around a job's start (jobs never preempted):
 
-    def duration_latency_ratio(self) -> float:
-        lat = self.platform_latency_ms()
-        if not lat:
-            return float("nan")
-        return statistics.median(self.written_s.values()) * 1000 / statistics.median(lat)
+        - ``requeue``: capacity freed (the last completion before admission, or creation if
+          later) -> Kueue admission. Mostly Kueue's designed wait: inadmissible workloads are
+          requeued in batches of up to 1 s (pkg/cache/queue/inadmissible_workloads.go).
+        - ``start``: admission -> pod Running (unsuspend, Job controller, kube-scheduler, node).
+          Without Kueue: capacity freed -> pod Running (pending pods retried by kube-scheduler).
+        """
+        completions = sorted(r.completed for r in self.records.values() if r.completed)
+
+        def freed_before(t: float, created: float) -> float:
+            i = bisect.bisect_left(completions, t)
+            return max(created, completions[i - 1]) if i else created
+
+        requeue, start = [], []
+        for r in self.records.values():
+            if r.preemptions or r.pod_running is None:
+                continue
+            if not self.kueue:
+                start.append((r.pod_running - freed_before(r.pod_running, r.created)) * 1000)
+            elif r.first_admitted is not None:
+                requeue.append(
+                    (r.first_admitted - freed_before(r.first_admitted, r.created)) * 1000
+                )
+                start.append((r.pod_running - r.first_admitted) * 1000)
+        return requeue, start
 
 
 def _job_body(
@@ -155,7 +163,10 @@ def run_once(
         recorder.start()
         try:
             started = time.monotonic()
-            for job, run_s in trace.scaled(profile.time_compression):
+            qps = profile.kueue_suite.submit_qps
+            for i, (job, run_s) in enumerate(trace.scaled(profile.time_compression)):
+                if qps and (due := started + i / qps - time.monotonic()) > 0:
+                    time.sleep(due)
                 written[job.name] = run_s
                 cluster.batch.create_namespaced_job(
                     ns,
@@ -176,8 +187,9 @@ def run_once(
         finally:
             recorder.stop()
         hist = None
-        if hist_before is not None and (after := _scrape(cluster)) is not None:
-            hist = after.minus(hist_before)
+        if setup.kueue and (after := _scrape(cluster)) is not None:
+            # Absent before the first attempt since Kueue started: then all of it is this run's.
+            hist = after.minus(hist_before) if hist_before is not None else after
         attempts = None
         if kueue_log and setup.kueue:
             attempts = [a.duration_s * 1000 for a in kueue_log.attempts_since(log_mark)]

@@ -8,11 +8,11 @@ import sys
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-from pytest_k8sai.workloads.whisper import WhisperTrace, load_trace
 
 from pytest_k8sai.experiments.kueue_runs import RunResult, run_once
 from pytest_k8sai.kueue_setups import Setup, load_setups
 from pytest_k8sai.report.kueue_tables import table3, table4
+from pytest_k8sai.workloads.whisper import WhisperTrace, load_trace
 
 KUEUE_CRD = "clusterqueues.kueue.x-k8s.io"
 
