@@ -197,6 +197,7 @@ def run_once(
         return RunResult(
             setup=setup.name,
             run=run,
+            kueue=setup.kueue,
             stats=summarize(records),
             records=records,
             admission_order=recorder.admission_order(),

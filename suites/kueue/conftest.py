@@ -50,20 +50,30 @@ class KueueExperiment:
         self.runs = runs
         self.setups = {s.name: s for s in load_setups()}
         self.results: dict[str, list[RunResult]] = {}
+        self.failed: dict[str, str] = {}
 
     def get(self, name: str, at_least: int | None = None) -> list[RunResult]:
+        if name in self.failed:
+            # A failed setup is reported once; the tests that also need it do not rerun it.
+            pytest.fail(
+                f"setup '{name}' failed earlier in this session: {self.failed[name]}", pytrace=False
+            )
         done = self.results.setdefault(name, [])
         while len(done) < (at_least or self.runs):
-            done.append(
-                run_once(
-                    self.cluster,
-                    self.setups[name],
-                    self.trace,
-                    run=len(done) + 1,
-                    run_id=self.run_id,
-                    log=lambda m: print(m, file=sys.__stderr__, flush=True),
+            try:
+                done.append(
+                    run_once(
+                        self.cluster,
+                        self.setups[name],
+                        self.trace,
+                        run=len(done) + 1,
+                        run_id=self.run_id,
+                        log=lambda m: print(m, file=sys.__stderr__, flush=True),
+                    )
                 )
-            )
+            except Exception as exc:
+                self.failed[name] = f"{type(exc).__name__}: {exc}"
+                raise
         return done
 
     def ordered_results(self) -> dict[str, list[RunResult]]:
