@@ -45,32 +45,37 @@ class RunResult:
     wall_s: float = 0.0
 
     def latencies_ms(self) -> tuple[list[float], list[float]]:
-        """Per job, the platform's own delays around a job's start (jobs never preempted):
+        """Per job (never preempted), the platform's own delays around its start:
 
-        - ``requeue``: capacity freed (the last completion before admission, or creation if
-          later) -> Kueue admission. Mostly Kueue's designed wait: inadmissible workloads are
-          requeued in batches of up to 1 s (pkg/cache/queue/inadmissible_workloads.go).
         - ``start``: admission -> pod Running (unsuspend, Job controller, kube-scheduler, node).
-          Without Kueue: capacity freed -> pod Running (pending pods retried by kube-scheduler).
+          Without Kueue, for pods created while a GPU was free: creation -> pod Running.
+        - ``retry``: capacity freed (the last completion before the job got going, or its
+          creation if later) -> admitted (Kueue: inadmissible workloads are requeued in
+          batches of up to 1 s, pkg/cache/queue/inadmissible_workloads.go) or, without Kueue,
+          -> pod Running (kube-scheduler retries unschedulable pods with a 1-10 s backoff).
+          Designed waits of the platform, which time compression magnifies.
         """
         completions = sorted(r.completed for r in self.records.values() if r.completed)
 
-        def freed_before(t: float, created: float) -> float:
+        def freed_before(t: float) -> float | None:
             i = bisect.bisect_left(completions, t)
-            return max(created, completions[i - 1]) if i else created
+            return completions[i - 1] if i else None
 
-        requeue, start = [], []
+        retry, start = [], []
         for r in self.records.values():
             if r.preemptions or r.pod_running is None:
                 continue
-            if not self.kueue:
-                start.append((r.pod_running - freed_before(r.pod_running, r.created)) * 1000)
-            elif r.first_admitted is not None:
-                requeue.append(
-                    (r.first_admitted - freed_before(r.first_admitted, r.created)) * 1000
-                )
+            if self.kueue:
+                if r.first_admitted is None:
+                    continue
+                freed = freed_before(r.first_admitted)
+                retry.append((r.first_admitted - max(r.created, freed or r.created)) * 1000)
                 start.append((r.pod_running - r.first_admitted) * 1000)
-        return requeue, start
+            elif (freed := freed_before(r.pod_running)) is None or freed < r.created:
+                start.append((r.pod_running - r.created) * 1000)
+            else:
+                retry.append((r.pod_running - freed) * 1000)
+        return retry, start
 
 
 def _job_body(
