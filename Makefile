@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install build run test lint up down status
+.PHONY: install build run test kueue lint up down status
 
 install:            ## install the package and its dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev]'
@@ -10,11 +10,14 @@ install:            ## install the package and its dev tools (editable)
 build: install      ## build (or find cached) etcd, kube-*, kwok and kueue from their Go modules
 	k8sai local build
 
-run: build          ## the main job: the suites against the local cluster
-	$(PYTHON) -m pytest --cluster=local suites $(PYTEST_ARGS)
+run: build          ## the main job: the gating suites against the local cluster
+	$(PYTHON) -m pytest --cluster=local suites/smoke $(PYTEST_ARGS)
 
-test: build lint    ## the project's own tests plus the suites on the local cluster (CI runs this)
-	$(PYTHON) -m pytest --cluster=local $(PYTEST_ARGS)
+test: build lint    ## the project's own tests plus the smoke suite on the local cluster (CI runs this)
+	$(PYTHON) -m pytest --cluster=local tests suites/smoke $(PYTEST_ARGS)
+
+kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
+	$(PYTHON) -m pytest --cluster=local suites/kueue $(PYTEST_ARGS)
 
 lint: install
 	$(PYTHON) -m ruff check .
