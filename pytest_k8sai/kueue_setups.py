@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pytest_k8sai import kueue
 from pytest_k8sai.errors import K8saiError, ProfileError
+from pytest_k8sai.yamlfiles import invalid_fields, read_yaml
 
 SETUPS_FILE = Path(__file__).resolve().parents[1] / "manifests" / "kueue" / "setups.yaml"
 GPU = "nvidia.com/gpu"
@@ -64,18 +64,11 @@ class SetupsFile(BaseModel):
 
 
 def load_setups(path: Path = SETUPS_FILE) -> list[Setup]:
+    data = read_yaml(path, "Kueue setups", ProfileError)
     try:
-        data = yaml.safe_load(path.read_text())
         return SetupsFile.model_validate(data).setups
-    except OSError as exc:
-        raise ProfileError(f"Cannot read Kueue setups file {path}: {exc.strerror}.") from None
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"Kueue setups file {path} is not valid YAML: {exc}.") from None
     except ValidationError as err:
-        where = "; ".join(
-            f"field '{'.'.join(str(x) for x in e['loc'])}': {e['msg']}" for e in err.errors()
-        )
-        raise ProfileError(f"Kueue setups file {path} is invalid: {where}.") from None
+        raise ProfileError(f"Kueue setups file {path} is invalid: {invalid_fields(err)}.") from None
 
 
 class Planned(BaseModel):

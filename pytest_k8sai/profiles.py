@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pytest_k8sai.errors import ProfileError
+from pytest_k8sai.yamlfiles import invalid_fields, read_yaml
 
 BUILTIN_DIR = Path(__file__).parent / "profiles"
 
@@ -154,11 +154,7 @@ def builtin_names() -> list[str]:
 
 
 def _format_validation(source: str, err: ValidationError) -> str:
-    parts = []
-    for e in err.errors():
-        where = ".".join(str(x) for x in e["loc"]) or "(top level)"
-        parts.append(f"field '{where}': {e['msg']}")
-    return f"Profile {source} is invalid: " + "; ".join(parts) + "."
+    return f"Profile {source} is invalid: {invalid_fields(err)}."
 
 
 def parse_profile(data: object, source: str) -> Profile:
@@ -185,16 +181,7 @@ def load_profile(spec: str) -> Profile:
             f"{', '.join(builtin_names())}) and no such profile file."
         )
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ProfileError(
-            f"--cluster={spec}: cannot read profile file {path}: {exc.strerror}."
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ProfileError(f"Profile {path} is not valid YAML{where}: {problem}.") from None
+        data = read_yaml(path, "Profile", ProfileError)
+    except ProfileError as exc:
+        raise ProfileError(f"--cluster={spec}: {exc}") from None
     return parse_profile(data, str(path))

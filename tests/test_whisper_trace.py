@@ -154,5 +154,5 @@ def test_bad_field_names_file_and_field(tmp_path, old, new, fragments):
 def test_not_a_mapping_or_missing_file(tmp_path):
     with pytest.raises(K8saiError, match="must be a YAML mapping"):
         load_trace(_write(tmp_path, "- 1\n- 2\n"))
-    with pytest.raises(K8saiError, match="Cannot read the Whisper trace file"):
+    with pytest.raises(K8saiError, match="Cannot read Whisper trace file"):
         load_trace(tmp_path / "missing.yaml")

@@ -22,10 +22,10 @@ import statistics
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pytest_k8sai.errors import K8saiError
+from pytest_k8sai.yamlfiles import read_yaml
 
 # pytest_k8sai/workloads/whisper.py -> repository root -> fixtures/
 TRACE_PATH = Path(__file__).resolve().parents[2] / "fixtures" / "whisper_trace.yaml"
@@ -162,20 +162,7 @@ def _format_validation(source: Path, data: dict, err: ValidationError) -> str:
 def load_trace(path: Path | None = None) -> WhisperTrace:
     """Load the Whisper trace (default: the repository's ``fixtures/whisper_trace.yaml``)."""
     path = Path(path) if path is not None else TRACE_PATH
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise K8saiError(
-            f"Cannot read the Whisper trace file {path}: {exc.strerror}. The repository's trace "
-            f"is fixtures/whisper_trace.yaml, written by python {GENERATOR}."
-        ) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise K8saiError(f"Whisper trace {path} is not valid YAML{where}: {problem}.") from None
+    data = read_yaml(path, "Whisper trace")
     if not isinstance(data, dict):
         raise K8saiError(
             f"Whisper trace {path} must be a YAML mapping with the fields 'source', 'rtf' and "
