@@ -29,7 +29,6 @@ from pytest_k8sai.yamlfiles import read_yaml
 
 # pytest_k8sai/workloads/whisper.py -> repository root -> fixtures/
 TRACE_PATH = Path(__file__).resolve().parents[2] / "fixtures" / "whisper_trace.yaml"
-GENERATOR = "fixtures/make_whisper_trace.py"
 
 
 class _Strict(BaseModel):
