@@ -83,28 +83,39 @@ def _load_docs(path: Path) -> list[dict[str, Any]]:
 
 
 def install_crds(api: client.ApiClient, module_dir: Path, timeout_s: float = 30.0) -> list[str]:
-    """Create Kueue's CRDs from the module and wait until all are Established."""
+    """Create Kueue's CRDs from the module and wait until discovery serves all of them."""
     ext = client.ApiextensionsV1Api(api)
-    names = []
-    for f in sorted((module_dir / CRD_DIR).glob("*.yaml")):
-        for crd in _load_docs(f):
-            names.append(crd["metadata"]["name"])
-            try:
-                ext.create_custom_resource_definition(crd)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
+    crds = [crd for f in sorted((module_dir / CRD_DIR).glob("*.yaml")) for crd in _load_docs(f)]
+    names = [crd["metadata"]["name"] for crd in crds]
+    for crd in crds:
+        try:
+            ext.create_custom_resource_definition(crd)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
     deadline = time.monotonic() + timeout_s
-    pending = set(names)
-    while pending:
-        for name in list(pending):
-            conds = ext.read_custom_resource_definition(name).status.conditions or []
-            if any(c.type == "Established" and c.status == "True" for c in conds):
-                pending.discard(name)
-        if pending and time.monotonic() > deadline:
-            raise ClusterError(f"Kueue CRDs not Established within {timeout_s:.0f}s: {pending}")
-        if pending:
-            time.sleep(0.1)
+    # A CRD's Established condition comes before discovery lists it, and Kueue's REST mapper
+    # reads discovery at start (it exits on "no matches for kind"): wait for discovery itself.
+    wanted: dict[str, set[str]] = {}
+    for crd in crds:
+        for v in crd["spec"]["versions"]:
+            if v.get("served", True):
+                key = f"{crd['spec']['group']}/{v['name']}"
+                wanted.setdefault(key, set()).add(crd["spec"]["names"]["plural"])
+    custom = client.CustomObjectsApi(api)
+    while wanted:
+        for gv in list(wanted):
+            group, version = gv.split("/")
+            try:
+                listed = {r.name for r in custom.get_api_resources(group, version).resources}
+            except ApiException:
+                listed = set()
+            if wanted[gv] <= listed:
+                del wanted[gv]
+        if wanted and time.monotonic() > deadline:
+            raise ClusterError(f"Kueue APIs not in discovery within {timeout_s:.0f}s: {wanted}")
+        if wanted:
+            time.sleep(0.05)
     return names
 
 
