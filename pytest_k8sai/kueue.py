@@ -5,11 +5,13 @@ Specs are pydantic models, so a setup written as data is validated before anythi
 
 from __future__ import annotations
 
+import time
 from typing import Any, Literal
 
 from kubernetes import client
 from pydantic import BaseModel, ConfigDict, Field
 
+from pytest_k8sai.errors import ClusterError
 from pytest_k8sai.objects import ObjectTracker
 
 API_VERSION = "kueue.x-k8s.io/v1beta2"
@@ -132,6 +134,7 @@ def create_gpu_queue(objs: ObjectTracker, namespace: str, gpus: int, name: str =
     )
     objs.create(cq.body(), "clusterqueues")
     objs.create(local_queue(name, namespace, cq.name), "localqueues", namespace=namespace)
+    wait_cluster_queues_active(objs.custom.api_client, [cq.name])
     return name
 
 
@@ -156,3 +159,15 @@ def cluster_queues_active(api: client.ApiClient, names: list[str]) -> bool:
         if conds.get("Active") != "True":
             return False
     return True
+
+
+def wait_cluster_queues_active(
+    api: client.ApiClient, names: list[str], timeout_s: float = 30.0
+) -> None:
+    """Block until the named ClusterQueues are Active: a Workload queued before that is
+    marked inadmissible and waits for Kueue's next requeue (up to 1 s) instead of admission."""
+    deadline = time.monotonic() + timeout_s
+    while names and not cluster_queues_active(api, names):
+        if time.monotonic() > deadline:
+            raise ClusterError(f"ClusterQueues {names} not Active within {timeout_s:g} s")
+        time.sleep(0.05)

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from pytest_k8sai import kueue
 from pytest_k8sai.clusters.base import ClusterHandle
-from pytest_k8sai.errors import ClusterError
 from pytest_k8sai.kueue_setups import Setup, plan
 from pytest_k8sai.measure import prometheus
 from pytest_k8sai.measure.joblatency import JobLatencyRecorder, JobRecord, JobStats, summarize
@@ -148,16 +147,9 @@ def run_once(
             objs.create(body, plural)
         for lq in planned.local_queues:
             objs.create(lq, "localqueues", namespace=ns)
-        deadline = time.monotonic() + QUEUES_ACTIVE_TIMEOUT_S
-        while planned.cluster_queue_names and not kueue.cluster_queues_active(
-            cluster.api_client, planned.cluster_queue_names
-        ):
-            if time.monotonic() > deadline:
-                raise ClusterError(
-                    f"ClusterQueues {planned.cluster_queue_names} of setup "
-                    f"'{setup.name}' not Active within {QUEUES_ACTIVE_TIMEOUT_S}s"
-                )
-            time.sleep(0.05)
+        kueue.wait_cluster_queues_active(
+            cluster.api_client, planned.cluster_queue_names, QUEUES_ACTIVE_TIMEOUT_S
+        )
 
         recorder = JobLatencyRecorder(
             cluster.api_client, ns, kueue=setup.kueue, cluster_queues=planned.cluster_queue_names
