@@ -65,3 +65,14 @@ def test_first_divergence():
     assert first_divergence(["a", "b"], ["a", "b", "c"]) == 2
     assert first_divergence([], ["a"]) == 0
     assert first_divergence([], []) is None
+
+
+def test_order_kept_across_groups_ignores_ties_within_a_group():
+    from pytest_k8sai.measure.ordering import order_kept_across_groups
+
+    group = {"a": "s1", "b": "s1", "c": "s2", "d": "s3"}
+    # a/b swap inside second s1: allowed; everything across seconds is kept.
+    assert order_kept_across_groups(["a", "b", "c", "d"], ["b", "a", "c", "d"], group) == (5, 5)
+    # c and d swapped across seconds: one of five cross-group pairs differs.
+    assert order_kept_across_groups(["a", "b", "c", "d"], ["a", "b", "d", "c"], group) == (5, 4)
+    assert order_kept_across_groups(["a"], ["a"], group) == (0, 0)

@@ -81,6 +81,8 @@ class JobRecord:
     eviction_reasons: list[str] = dataclasses.field(default_factory=list)
     workload: str | None = None
     unsuspended: float | None = None  # first time seen with spec.suspend false
+    # The API server's creationTimestamp (one-second precision): Kueue's FIFO key.
+    creation_timestamp: str | None = None
 
     @property
     def first_admitted(self) -> float | None:
@@ -359,6 +361,8 @@ class JobLatencyRecorder:
         rec = self._record(name, t)
         if rec.model is None:
             rec.model = (meta.get("labels") or {}).get(MODEL_LABEL)
+        if rec.creation_timestamp is None:
+            rec.creation_timestamp = meta.get("creationTimestamp")
         if rec.unsuspended is None and not (obj.get("spec") or {}).get("suspend"):
             rec.unsuspended = t
         for cond in (obj.get("status") or {}).get("conditions") or ():

@@ -71,3 +71,21 @@ def _inversions(seq: list[int]) -> int:
         src, dst = dst, src
         width *= 2
     return count
+
+
+def order_kept_across_groups(
+    a: Sequence[str], b: Sequence[str], group: dict[str, str]
+) -> tuple[int, int]:
+    """Pairs of common items from different groups (e.g. creation seconds) that ``a`` and
+    ``b`` both order, and how many of those pairs they order the same way. Pairs within one
+    group are left out: the order inside a group is not part of the contract being checked."""
+    pos_b = {item: i for i, item in reversed(list(enumerate(b)))}
+    common = [x for x in dict.fromkeys(a) if x in pos_b]
+    compared = kept = 0
+    for i, x in enumerate(common):
+        for y in common[i + 1 :]:
+            if group.get(x) == group.get(y):
+                continue
+            compared += 1
+            kept += pos_b[x] < pos_b[y]
+    return compared, kept

@@ -12,7 +12,11 @@ import statistics
 import numpy as np
 import pytest
 
-from pytest_k8sai.measure.ordering import first_divergence, kendall_tau
+from pytest_k8sai.measure.ordering import (
+    first_divergence,
+    kendall_tau,
+    order_kept_across_groups,
+)
 
 pytestmark = [pytest.mark.pr, pytest.mark.nightly, pytest.mark.requires("kueue", "gpu")]
 
@@ -104,21 +108,42 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
 
 
 def test_fifo_admission_order_is_deterministic(kueue_experiment, slo):
+    """Kueue orders equal-priority workloads by creationTimestamp, which has one-second
+    precision, and breaks ties by Workload UID (random per run). So the contract that can be
+    deterministic is FIFO across creation seconds; the full order is compared as a figure."""
     runs = kueue_experiment.get("best-effort-fifo", at_least=2)
     first_wave = kueue_experiment.cluster.profile.total_gpus
+    profile = kueue_experiment.cluster.profile
+    compared = kept = 0
+    for r in runs:
+        later = r.admission_order[first_wave:]
+        second = {n: r.records[n].creation_timestamp or "" for n in later}
+        created = sorted(later, key=lambda n: second[n])
+        c, k = order_kept_across_groups(created, later, second)
+        compared, kept = compared + c, kept + k
+    assert compared, "all jobs after the first wave were created in one second: nothing to check"
+    slo.check(
+        "best-effort-fifo: FIFO kept across creation seconds",
+        kept / compared,
+        unit="",
+        threshold=profile.slo.kueue_fifo_order_kept_min,
+        op=">=",
+        n=compared,
+        source=f"pairs of jobs admitted after the first wave of {first_wave}, created in "
+        f"different seconds, over {len(runs)} runs",
+    )
     a, b = (r.admission_order[first_wave:] for r in runs[:2])
-    tau = kendall_tau(a, b)
     where = first_divergence(a, b)
     slo.check(
         "best-effort-fifo: admission order run 1 vs 2 (Kendall tau)",
-        tau,
+        kendall_tau(a, b),
         unit="",
-        threshold=kueue_experiment.cluster.profile.slo.kueue_fifo_kendall_tau_min,
+        threshold=None,
         op=">=",
         n=len(a),
-        source="order of first admission after the first wave of "
-        f"{first_wave}; first divergence: "
-        f"{'none' if where is None else f'position {where + first_wave}'}",
+        source="order after the first wave; first divergence: "
+        f"{'none' if where is None else f'position {where + first_wave}'}; jobs "
+        "created in the same second are ordered by Workload UID",
     )
 
 
