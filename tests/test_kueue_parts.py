@@ -127,3 +127,50 @@ def test_table_text_and_markdown(tmp_path):
     log = TableLog(tmp_path / "tables.md")
     log.add(t)
     assert "| long name | 22 |" in (tmp_path / "tables.md").read_text()
+
+
+def _run_result(records, kueue=True):
+    from pytest_k8sai.experiments.kueue_runs import RunResult
+    from pytest_k8sai.measure.joblatency import summarize
+
+    recs = {r.name: r for r in records}
+    return RunResult(
+        setup="s",
+        run=1,
+        kueue=kueue,
+        stats=summarize(recs),
+        records=recs,
+        admission_order=[],
+        written_s={},
+        attempts_ms=None,
+        histogram=None,
+    )
+
+
+def test_latencies_split_start_from_the_wait_after_a_gpu_frees():
+    from pytest_k8sai.measure.joblatency import JobRecord
+
+    first = JobRecord(
+        name="a", created=0.0, admissions=[(0.1, None)], pod_running=0.15, completed=5.0
+    )
+    queued = JobRecord(
+        name="b", created=0.2, admissions=[(5.4, None)], pod_running=5.46, completed=9.0
+    )
+    retry, start = _run_result([first, queued]).latencies_ms()
+    assert start == pytest.approx([50.0, 60.0])
+    # a: capacity there at creation -> 100 ms; b: GPU freed at 5.0, admitted at 5.4 -> 400 ms.
+    assert retry == pytest.approx([100.0, 400.0])
+
+
+def test_latencies_without_kueue_use_pod_start():
+    from pytest_k8sai.measure.joblatency import JobRecord
+
+    first = JobRecord(
+        name="a", created=0.0, admissions=[(0.0, None)], pod_running=0.03, completed=5.0
+    )
+    pending = JobRecord(
+        name="b", created=0.1, admissions=[(0.1, None)], pod_running=6.5, completed=9.0
+    )
+    retry, start = _run_result([first, pending], kueue=False).latencies_ms()
+    assert start == pytest.approx([30.0])  # only pods that found a free GPU at creation
+    assert retry == pytest.approx([1500.0])  # freed at 5.0, Running at 6.5: scheduler backoff
