@@ -174,3 +174,24 @@ def test_latencies_without_kueue_use_pod_start():
     retry, start = _run_result([first, pending], kueue=False).latencies_ms()
     assert start == pytest.approx([30.0])  # only pods that found a free GPU at creation
     assert retry == pytest.approx([1500.0])  # freed at 5.0, Running at 6.5: scheduler backoff
+
+
+def test_parse_admissions_keeps_decision_order_for_one_namespace():
+    from pytest_k8sai.measure.kueuelog import parse_admissions
+
+    def assumed(ns, name):
+        return json.dumps(
+            {
+                "msg": "Workload assumed in the cache",
+                "schedulingCycle": 1,
+                "workload": {"name": name, "namespace": ns},
+            }
+        )
+
+    lines = [
+        assumed("a", "w2"),
+        assumed("b", "x"),
+        "garbage Workload assumed in the cache",
+        assumed("a", "w1"),
+    ]
+    assert parse_admissions(lines, "a") == ["w2", "w1"]

@@ -17,7 +17,7 @@ from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.kueue_setups import Setup, plan
 from pytest_k8sai.measure import prometheus
 from pytest_k8sai.measure.joblatency import JobLatencyRecorder, JobRecord, JobStats, summarize
-from pytest_k8sai.measure.kueuelog import KueueLog
+from pytest_k8sai.measure.kueuelog import KueueLog, parse_admissions, parse_attempts
 from pytest_k8sai.objects import ObjectTracker, owned_namespace
 from pytest_k8sai.workloads.jobs import gpu_job
 from pytest_k8sai.workloads.whisper import WhisperTrace
@@ -42,6 +42,8 @@ class RunResult:
     histogram: prometheus.Histogram | None  # this run's share of Kueue's histogram
     borrowed_max: dict[str, dict[str, float]] = field(default_factory=dict)
     wall_s: float = 0.0
+    # Job names in the order Kueue's scheduler admitted them (from its log), when readable.
+    decision_order: list[str] | None = None
 
     def latencies_ms(self) -> tuple[list[float], list[float]]:
         """Per job (never preempted), the platform's own delays around its start:
@@ -187,10 +189,13 @@ def run_once(
         if setup.kueue and (after := _scrape(cluster)) is not None:
             # Absent before the first attempt since Kueue started: then all of it is this run's.
             hist = after.minus(hist_before) if hist_before is not None else after
-        attempts = None
-        if kueue_log and setup.kueue:
-            attempts = [a.duration_s * 1000 for a in kueue_log.attempts_since(log_mark)]
+        attempts = decisions = None
         records = recorder.records()
+        if kueue_log and setup.kueue:
+            lines = kueue_log.lines_since(log_mark)
+            attempts = [a.duration_s * 1000 for a in parse_attempts(lines)]
+            job_of = {r.workload: n for n, r in records.items() if r.workload}
+            decisions = [job_of[w] for w in parse_admissions(lines, ns) if w in job_of]
         return RunResult(
             setup=setup.name,
             run=run,
@@ -203,4 +208,5 @@ def run_once(
             histogram=hist,
             borrowed_max=recorder.borrowed_max(),
             wall_s=wall,
+            decision_order=decisions,
         )

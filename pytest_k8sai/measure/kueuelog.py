@@ -21,6 +21,9 @@ from pathlib import Path
 
 HEADS = "Obtained heads"
 COMPLETE = "Scheduling cycle complete"
+# Logged synchronously in the scheduling loop when a workload is admitted (the API write that
+# makes it visible follows asynchronously, so watch order can differ from decision order).
+ASSUMED = "Workload assumed in the cache"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,22 @@ def parse_attempts(lines: Iterable[str]) -> list[Attempt]:
     return out
 
 
+def parse_admissions(lines: Iterable[str], namespace: str) -> list[str]:
+    """Names of the Workloads of ``namespace`` that the scheduler admitted, in decision order."""
+    out = []
+    for line in lines:
+        if ASSUMED not in line:
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        wl = rec.get("workload") or {}
+        if rec.get("msg") == ASSUMED and wl.get("namespace") == namespace:
+            out.append(str(wl.get("name")))
+    return out
+
+
 class KueueLog:
     """Read attempts logged between two points of a growing log file."""
 
@@ -66,8 +85,10 @@ class KueueLog:
         except OSError:
             return 0
 
-    def attempts_since(self, offset: int) -> list[Attempt]:
+    def lines_since(self, offset: int) -> list[str]:
         with self.path.open("rb") as fh:
             fh.seek(offset)
-            text = fh.read().decode(errors="replace")
-        return parse_attempts(text.splitlines())
+            return fh.read().decode(errors="replace").splitlines()
+
+    def attempts_since(self, offset: int) -> list[Attempt]:
+        return parse_attempts(self.lines_since(offset))
