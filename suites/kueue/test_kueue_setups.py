@@ -132,7 +132,8 @@ def test_fifo_admission_order_is_deterministic(kueue_experiment, slo):
         op=">=",
         n=compared,
         source=f"pairs of jobs admitted after the first wave of {first_wave}, created in "
-        f"different seconds, over {len(runs)} runs",
+        f"different seconds, over {len(runs)} runs; order from "
+        f"{'Kueue log (scheduler decisions)' if from_log else 'watch events'}",
     )
     a, b = ((r.decision_order if from_log else r.admission_order)[first_wave:] for r in runs[:2])
     where = first_divergence(a, b)
