@@ -6,6 +6,7 @@ validated by pydantic; a wrong field becomes one ProfileError that names the fil
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +16,7 @@ from pytest_k8sai.errors import ProfileError
 from pytest_k8sai.yamlfiles import invalid_fields, read_yaml
 
 BUILTIN_DIR = Path(__file__).parent / "profiles"
+LOCAL_CLUSTER_ENV = "K8SAI_LOCAL_CLUSTER"
 
 # Names a test may use in @pytest.mark.requires(...); each maps to a capability check below.
 REQUIREMENTS = ("gpu", "mig", "kueue", "das", "inference_gateway")
@@ -185,4 +187,19 @@ def load_profile(spec: str) -> Profile:
         data = read_yaml(path, "Profile", ProfileError)
     except ProfileError as exc:
         raise ProfileError(f"--cluster={spec}: {exc}") from None
-    return parse_profile(data, str(path))
+    return with_env_overrides(parse_profile(data, str(path)))
+
+
+def with_env_overrides(profile: Profile) -> Profile:
+    """$K8SAI_LOCAL_CLUSTER names the local cluster, so parallel jobs on one machine (CI
+    shards, a developer's kept cluster beside a test run) do not share one."""
+    name = os.environ.get(LOCAL_CLUSTER_ENV)
+    if not name:
+        return profile
+    try:
+        local = LocalTier.model_validate({**profile.local.model_dump(), "cluster_name": name})
+    except ValidationError as err:
+        raise ProfileError(
+            f"${LOCAL_CLUSTER_ENV}={name!r} is invalid: {invalid_fields(err)}."
+        ) from None
+    return profile.model_copy(update={"local": local})

@@ -92,3 +92,14 @@ def test_mig_without_gpus_is_rejected(tmp_path):
 def test_every_requirement_has_a_capability_field():
     # Skip reasons quote these fields; a new requirement must come with its field.
     assert set(CAPABILITY_FIELD) == set(REQUIREMENTS)
+
+
+def test_local_cluster_env_renames_the_local_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("K8SAI_LOCAL_CLUSTER", "ci-shard-2")
+    assert load_profile("local").local.cluster_name == "ci-shard-2"
+
+
+def test_local_cluster_env_bad_name_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("K8SAI_LOCAL_CLUSTER", "Bad_Name")
+    with pytest.raises(ProfileError, match=r"\$K8SAI_LOCAL_CLUSTER='Bad_Name' is invalid"):
+        load_profile("local")
