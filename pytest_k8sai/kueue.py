@@ -125,11 +125,18 @@ def workload_for_job(api: client.ApiClient, namespace: str, job: str) -> dict[st
 def create_gpu_queue(objs: ObjectTracker, namespace: str, gpus: int, name: str = "lq") -> str:
     """One flavor, one ClusterQueue with ``gpus`` GPUs open to ``namespace`` only, and a
     LocalQueue ``name`` in it; all tracked by ``objs``. Returns the LocalQueue name."""
+    return create_quota_queue(objs, namespace, {"nvidia.com/gpu": gpus}, name)
+
+
+def create_quota_queue(
+    objs: ObjectTracker, namespace: str, quotas: dict[str, int], name: str = "lq"
+) -> str:
+    """Like create_gpu_queue, with a nominal quota per resource (e.g. MIG slice resources)."""
     objs.create(resource_flavor(f"{namespace}-flavor"), "resourceflavors")
     cq = ClusterQueueSpec(
         name=f"{namespace}-cq",
         flavor=f"{namespace}-flavor",
-        quotas=[Quota(name="nvidia.com/gpu", nominal=str(gpus))],
+        quotas=[Quota(name=r, nominal=str(k)) for r, k in quotas.items()],
         namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": namespace}},
     )
     objs.create(cq.body(), "clusterqueues")

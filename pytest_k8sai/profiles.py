@@ -90,6 +90,17 @@ class Slo(_Strict):
     kueue_duration_latency_ratio_min: float = Field(20.0, gt=0)
     # How far a pod's observed run time may stray from the duration written on it.
     kwok_duration_tolerance_ms: float = Field(1500.0, gt=0)
+    # GPU slicing suite (paper Tables 5 and 6). Mean JCT gain of the full trace on slices over
+    # whole GPUs, (whole - sliced) / whole (paper: (28 - 18) / 28 = 0.36).
+    das_jct_gain_min: float = Field(0.36, ge=0, le=1)
+    # Peak concurrent jobs on slices, full trace (paper: 25 on 8 A100s, up from 8).
+    das_concurrency_min: float = Field(25.0, ge=0)
+    # Observed peak concurrency / the planner's best packing (paper: 25 / 28 = 0.89).
+    das_packing_efficiency_min: float = Field(0.89, ge=0, le=1)
+    # Table 5, no waiting: mean JCT on slices / on whole GPUs (paper: 17 / 14 = 1.21).
+    das_slice_jct_ratio_max: float = Field(1.3, gt=0)
+    # Real DAS only: pod creation -> Running for sliced pods, P99; None reports it as INFO.
+    das_slice_provisioning_p99_ms: float | None = Field(None, gt=0)
 
 
 class WhisperJobs(_Strict):
@@ -108,6 +119,26 @@ class KueueSuite(_Strict):
     # Jobs are submitted at this rate, as the paper's kube-burner creates objects at a set QPS;
     # 0 submits them back to back.
     submit_qps: float = Field(20.0, ge=0)
+
+
+class DasSuite(_Strict):
+    """The GPU slicing suite: whole GPUs vs MIG slices (paper section 4.2)."""
+
+    runs: int = Field(1, ge=1, le=50, description="repetitions per experiment; --runs overrides")
+    # Which MIG profile each Whisper model's jobs ask for (paper: medium 1g.5gb, large 3g.20gb
+    # on A100-40GB; on 80 GB GPUs e.g. 1g.10gb and 3g.40gb). Checked against the catalogue.
+    slices: dict[str, str] = Field(default_factory=lambda: {"medium": "1g.5gb", "large": "3g.20gb"})
+    # Table 5: this many jobs of each model (paper: 4 + 4 = 8, so none waits).
+    limited_jobs_per_model: int = Field(4, ge=1)
+    # The resource a whole-GPU job asks for. With DAS managing every GPU, a full-GPU MIG
+    # profile (e.g. nvidia.com/mig-7g.40gb) is the nearest whole-GPU baseline.
+    whole_gpu_resource: str = "nvidia.com/gpu"
+    job_timeout_s: float = Field(900.0, gt=0, description="per run, wall clock")
+    submit_qps: float = Field(20.0, ge=0)
+    experiments: list[str] | None = Field(None, description="experiment names; default all")
+    # Real DAS: where its AllocationClaims live, and how long slices may take to be released.
+    das_namespace: str = "das-operator"
+    release_timeout_s: float = Field(120.0, gt=0)
 
 
 class LocalTier(_Strict):
@@ -130,6 +161,7 @@ class Profile(_Strict):
     slo: Slo = Field(default_factory=Slo)
     whisper: WhisperJobs = Field(default_factory=WhisperJobs)
     kueue_suite: KueueSuite = Field(default_factory=KueueSuite)
+    das_suite: DasSuite = Field(default_factory=DasSuite)
     local: LocalTier = Field(default_factory=LocalTier)
 
     @model_validator(mode="after")

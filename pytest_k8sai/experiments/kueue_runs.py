@@ -19,11 +19,10 @@ from pytest_k8sai.measure import prometheus
 from pytest_k8sai.measure.joblatency import JobLatencyRecorder, JobRecord, JobStats, summarize
 from pytest_k8sai.measure.kueuelog import KueueLog, parse_admissions, parse_attempts
 from pytest_k8sai.objects import ObjectTracker, owned_namespace
-from pytest_k8sai.workloads.jobs import gpu_job
+from pytest_k8sai.workloads.jobs import paced, whisper_job
 from pytest_k8sai.workloads.whisper import WhisperTrace
 
 ADMISSION_METRIC = "kueue_admission_attempt_duration_seconds"
-MODEL_LABEL = "k8sai.io/model"
 QUEUES_ACTIVE_TIMEOUT_S = 30.0
 
 Log = Callable[[str], None]
@@ -77,35 +76,6 @@ class RunResult:
             else:
                 retry.append((r.pod_running - freed) * 1000)
         return retry, start
-
-
-def _job_body(
-    cluster: ClusterHandle,
-    name: str,
-    namespace: str,
-    *,
-    model: str,
-    run_s: float,
-    audio_s: float,
-    queue: str | None,
-    priority_class: str | None,
-) -> dict:
-    profile = cluster.profile
-    body = gpu_job(
-        name,
-        namespace,
-        run_seconds=run_s,
-        gpus=1,
-        queue=queue,
-        priority_class=priority_class,
-        labels={MODEL_LABEL: model},
-        **({"image": profile.whisper.image} if profile.whisper.image else {}),
-    )
-    if not profile.simulated:
-        values = {"name": name, "model": model, "audio_seconds": f"{audio_s:.2f}"}
-        container = body["spec"]["template"]["spec"]["containers"][0]
-        container["command"] = [c.format(**values) for c in profile.whisper.command]
-    return body
 
 
 def _scrape(cluster: ClusterHandle) -> prometheus.Histogram | None:
@@ -162,15 +132,13 @@ def run_once(
         recorder.start()
         try:
             started = time.monotonic()
-            qps = profile.kueue_suite.submit_qps
-            for i, (job, run_s) in enumerate(trace.scaled(profile.time_compression)):
-                if qps and (due := started + i / qps - time.monotonic()) > 0:
-                    time.sleep(due)
+            jobs = trace.scaled(profile.time_compression)
+            for job, run_s in paced(jobs, profile.kueue_suite.submit_qps):
                 written[job.name] = run_s
                 cluster.batch.create_namespaced_job(
                     ns,
-                    _job_body(
-                        cluster,
+                    whisper_job(
+                        profile,
                         job.name,
                         ns,
                         model=job.model,

@@ -74,7 +74,9 @@ class JobRecord:
     model: str | None = None
     # (admitted_at, unadmitted_at); unadmitted_at stays None while admitted or once complete.
     admissions: list[tuple[float, float | None]] = dataclasses.field(default_factory=list)
+    pod_created: float | None = None  # first event of a Pod of this Job
     pod_running: float | None = None  # first Pod of this Job seen Running
+    pod_finished: float | None = None  # first Pod of this Job seen Succeeded or Failed
     completed: float | None = None
     failed: bool = False
     preemptions: int = 0
@@ -383,8 +385,13 @@ class JobLatencyRecorder:
         if job is None:
             return
         rec = self._record(job, t)
-        if rec.pod_running is None and (obj.get("status") or {}).get("phase") == "Running":
+        phase = (obj.get("status") or {}).get("phase")
+        if rec.pod_created is None:
+            rec.pod_created = t
+        if rec.pod_running is None and phase == "Running":
             rec.pod_running = t
+        if rec.pod_finished is None and phase in ("Succeeded", "Failed"):
+            rec.pod_finished = t
 
     def _on_workload(self, event_type: str, obj: Obj, t: float) -> None:
         if not self.kueue:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
 
 from pytest_k8sai import kwok
 from pytest_k8sai.kueue import PRIORITY_CLASS_LABEL, QUEUE_LABEL
+from pytest_k8sai.measure.joblatency import MODEL_LABEL
+from pytest_k8sai.profiles import Profile
+
+T = TypeVar("T")
 
 # Never pulled on KWOK nodes; a real cluster's profile names a real image instead.
 SIMULATED_IMAGE = "registry.k8s.io/pause:3.10"
@@ -17,12 +23,14 @@ def gpu_job(
     *,
     run_seconds: float,
     gpus: int = 1,
+    resource: str = "nvidia.com/gpu",
     queue: str | None = None,
     priority_class: str | None = None,
     image: str = SIMULATED_IMAGE,
     labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A one-pod Job using ``gpus`` whole GPUs that runs for ``run_seconds`` on KWOK."""
+    """A one-pod Job asking for ``gpus`` of ``resource`` (whole GPUs, or MIG slices such as
+    ``nvidia.com/mig-1g.5gb``) that runs for ``run_seconds`` on KWOK."""
     meta_labels = dict(labels or {})
     if queue:
         meta_labels[QUEUE_LABEL] = queue
@@ -51,8 +59,8 @@ def gpu_job(
                             "name": "work",
                             "image": image,
                             "resources": {
-                                "requests": {"nvidia.com/gpu": str(gpus)},
-                                "limits": {"nvidia.com/gpu": str(gpus)},
+                                "requests": {resource: str(gpus)},
+                                "limits": {resource: str(gpus)},
                             },
                         }
                     ],
@@ -60,3 +68,47 @@ def gpu_job(
             },
         },
     }
+
+
+def whisper_job(
+    profile: Profile,
+    name: str,
+    namespace: str,
+    *,
+    model: str,
+    run_s: float,
+    audio_s: float,
+    queue: str | None = None,
+    priority_class: str | None = None,
+    resource: str = "nvidia.com/gpu",
+) -> dict[str, Any]:
+    """One Whisper transcription Job asking for one ``resource`` (a whole GPU or a MIG slice).
+
+    On simulated tiers it runs ``run_s`` wall seconds on KWOK; on a real cluster it runs the
+    profile's ``whisper.image`` with ``whisper.command`` templated for this job."""
+    body = gpu_job(
+        name,
+        namespace,
+        run_seconds=run_s,
+        gpus=1,
+        resource=resource,
+        queue=queue,
+        priority_class=priority_class,
+        labels={MODEL_LABEL: model},
+        **({"image": profile.whisper.image} if profile.whisper.image else {}),
+    )
+    if not profile.simulated:
+        values = {"name": name, "model": model, "audio_seconds": f"{audio_s:.2f}"}
+        container = body["spec"]["template"]["spec"]["containers"][0]
+        container["command"] = [c.format(**values) for c in profile.whisper.command]
+    return body
+
+
+def paced(items: Iterable[T], qps: float) -> Iterator[T]:
+    """Yield ``items`` at ``qps`` per second from the first, as kube-burner paces object
+    creation; 0 yields them back to back."""
+    started = time.monotonic()
+    for i, item in enumerate(items):
+        if qps and (due := started + i / qps - time.monotonic()) > 0:
+            time.sleep(due)
+        yield item

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -100,6 +101,19 @@ class WhisperTrace(_Strict):
     def models(self) -> list[str]:
         """Models in order of first appearance."""
         return list(dict.fromkeys(job.model for job in self.jobs))
+
+    def alternating(self, models: Sequence[str], per_model: int | None = None) -> list[WhisperJob]:
+        """The jobs re-ordered model by model in turn (index 0 of each model, then index 1, ...),
+        keeping each model's own order; ``per_model`` keeps only each model's first jobs. The
+        paper's DAS runs create medium, large, medium, ...; its Kueue runs large first."""
+        by_model = {m: [j for j in self.jobs if j.model == m] for m in models}
+        unknown = sorted(set(models) - set(self.models()))
+        if unknown:
+            raise K8saiError(f"the Whisper trace has no jobs of model(s) {unknown}")
+        depth = max(len(v) for v in by_model.values())
+        if per_model is not None:
+            depth = min(depth, per_model)
+        return [by_model[m][i] for i in range(depth) for m in models if i < len(by_model[m])]
 
     def scaled(self, time_compression: float) -> list[tuple[WhisperJob, float]]:
         """Each job with its wall-clock run seconds: exec_seconds / time_compression."""

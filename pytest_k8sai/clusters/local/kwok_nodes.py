@@ -33,13 +33,20 @@ def stages_yaml(kwok_module: Path) -> str:
     return "\n---\n".join(docs) + "\n"
 
 
-def gpu_node(name: str, spec: GpuNodes) -> dict[str, Any]:
-    resources = {
-        "cpu": spec.cpu,
-        "memory": spec.memory,
-        "pods": str(spec.max_pods),
-        "nvidia.com/gpu": str(spec.gpus_per_node),
-    }
+def gpu_node(
+    name: str,
+    spec: GpuNodes,
+    *,
+    whole_gpus: int | None = None,
+    extra_labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A KWOK node with the profile's GPUs. ``whole_gpus`` overrides how many whole GPUs it
+    exposes as nvidia.com/gpu (0 for a node whose GPUs are all cut into MIG slices, which the
+    mixed strategy exposes only as nvidia.com/mig-* resources from ``extra_resources``)."""
+    gpus = spec.gpus_per_node if whole_gpus is None else whole_gpus
+    resources = {"cpu": spec.cpu, "memory": spec.memory, "pods": str(spec.max_pods)}
+    if gpus:
+        resources["nvidia.com/gpu"] = str(gpus)
     resources |= {k: str(v) for k, v in spec.extra_resources.items()}
     return {
         "apiVersion": "v1",
@@ -53,6 +60,7 @@ def gpu_node(name: str, spec: GpuNodes) -> dict[str, Any]:
                 GPU_PRODUCT_LABEL: spec.product,
                 "nvidia.com/gpu.count": str(spec.gpus_per_node),
                 CREATED_BY_LABEL: CREATED_BY_VALUE,
+                **(extra_labels or {}),
             },
         },
         "spec": {"taints": [dict(KWOK_TAINT)]},

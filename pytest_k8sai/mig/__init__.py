@@ -1,0 +1,1 @@
+"""MIG: the catalogue of GPU instance profiles (data) and the placement planner (pure code)."""

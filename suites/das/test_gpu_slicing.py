@@ -1,0 +1,243 @@
+"""GPU slicing on this cluster: whole GPUs vs MIG slices (paper Tables 5 and 6), packing
+efficiency against the planner's best, Kueue admitting slices, and, where DAS runs, DAS's own
+behaviour (webhook rewrite, AllocationClaims, slices released, slice provisioning latency).
+
+On the local tier the slices are a static layout on KWOK nodes and kube-scheduler places the
+pods: the tests check the suite and the scheduling effect of slicing, not DAS.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from pytest_k8sai.experiments.das_runs import KUEUE_SLICED, SLICED, WHOLE, peak_admitted
+from pytest_k8sai.measure import stats
+from pytest_k8sai.report.das_tables import jct_minutes, queue_minutes
+
+pytestmark = [pytest.mark.pr, pytest.mark.nightly]
+
+# AllocationClaim states in the order DAS moves a claim through them (instaslice-operator
+# `next`, pkg/apis/dasoperator/v1alpha1); "orphaned" is never a good end.
+CLAIM_STATES = ("staged", "created", "processing", "inUse")
+
+
+def _assert_complete(runs) -> None:
+    for r in runs:
+        incomplete = sorted(n for n, rec in r.records.items() if rec.completed is None)
+        assert not incomplete, f"{r.experiment}/{r.arm.name} run {r.run}: incomplete {incomplete}"
+
+
+def _where(cluster) -> str:
+    if cluster.profile.simulated:
+        return "local tier: KWOK slice layout, real kube-scheduler; not DAS"
+    return "DAS" if cluster.profile.capabilities.das else "static MIG layout"
+
+
+@pytest.mark.requires("gpu", "mig")
+def test_slice_cost_with_limited_concurrency(das_experiments, slo):
+    """Table 5: every job runs at once on both layouts, so JCT differs only by the slice."""
+    whole = das_experiments.get("limited", WHOLE.name)
+    sliced = das_experiments.get("limited", SLICED.name)
+    _assert_complete(whole + sliced)
+    profile = das_experiments.cluster.profile
+    n_jobs = len(das_experiments.exps["limited"].jobs)
+    for runs in (whole, sliced):
+        slo.check(
+            f"limited, {runs[0].arm.title}: peak concurrent jobs (worst run)",
+            min(r.peak for r in runs),
+            unit="jobs",
+            threshold=n_jobs,
+            op=">=",
+            n=len(runs),
+            source=f"pods Running at once, watch events; all {n_jobs} jobs must run at once so "
+            "none waits (paper Table 5: 8 and 8)",
+        )
+    tc = profile.time_compression
+    w, s = jct_minutes(whole, tc), jct_minutes(sliced, tc)
+    slo.check(
+        "limited: mean JCT on slices / on whole GPUs",
+        statistics.fmean(s) / statistics.fmean(w),
+        unit="x",
+        threshold=profile.slo.das_slice_jct_ratio_max,
+        op="<=",
+        n=len(s),
+        source=f"means {statistics.fmean(s):.1f} / {statistics.fmean(w):.1f} paper min over "
+        f"{len(s)} + {len(w)} jobs (paper 17 / 14 = 1.21); {_where(das_experiments.cluster)}",
+    )
+
+
+@pytest.mark.requires("gpu", "mig")
+def test_slicing_gain_on_full_trace(das_experiments, slo):
+    """Table 6: slices run more jobs at once, which outweighs each job's slowdown."""
+    whole = das_experiments.get("full", WHOLE.name)
+    sliced = das_experiments.get("full", SLICED.name)
+    _assert_complete(whole + sliced)
+    profile = das_experiments.cluster.profile
+    tc = profile.time_compression
+    w, s = jct_minutes(whole, tc), jct_minutes(sliced, tc)
+    mw, ms = statistics.fmean(w), statistics.fmean(s)
+    where = _where(das_experiments.cluster)
+    slo.check(
+        "full trace: mean JCT gain of slices over whole GPUs",
+        (mw - ms) / mw,
+        unit="",
+        threshold=profile.slo.das_jct_gain_min,
+        op=">=",
+        n=len(s),
+        source=f"(whole - sliced) / whole mean JCT = ({mw:.1f} - {ms:.1f}) / {mw:.1f} paper min, "
+        f"{len(w)} + {len(s)} jobs (paper (28 - 18) / 28 = 0.36); {where}",
+    )
+    slo.check(
+        "full trace, whole GPUs: peak concurrent jobs",
+        max(r.peak for r in whole),
+        unit="jobs",
+        threshold=None,
+        op=">=",
+        n=len(whole),
+        source=f"pods Running at once; planner best {whole[0].best} (paper 8)",
+    )
+    slo.check(
+        "full trace, MIG slices: peak concurrent jobs (worst run)",
+        min(r.peak for r in sliced),
+        unit="jobs",
+        threshold=profile.slo.das_concurrency_min,
+        op=">=",
+        n=len(sliced),
+        source=f"pods Running at once, watch events (paper 25); {where}",
+    )
+    worst = min(sliced, key=lambda r: r.packing_efficiency)
+    slo.check(
+        "full trace, MIG slices: packing efficiency (worst run)",
+        worst.packing_efficiency,
+        unit="",
+        threshold=profile.slo.das_packing_efficiency_min,
+        op=">=",
+        n=len(sliced),
+        source=f"observed peak {worst.peak} / planner's best {worst.best} "
+        f"[{worst.layout}] (paper 25 / 28 = 0.89)",
+    )
+
+
+@pytest.mark.requires("gpu", "mig", "kueue")
+def test_kueue_admits_slices_within_quota(das_experiments, kueue_installed, slo):
+    """Beyond the paper: Kueue admits sliced jobs against a ClusterQueue covering the slice
+    resources; it never holds more admitted than the quota, and the slices stay packed."""
+    runs = das_experiments.get("kueue", KUEUE_SLICED.name)
+    _assert_complete(runs)
+    profile = das_experiments.cluster.profile
+    over = []
+    for r in runs:
+        for res, peak in peak_admitted(r.records, r.resource_of).items():
+            if peak > r.quota.get(res, 0):
+                over.append(f"run {r.run}: {res} {peak} admitted > quota {r.quota.get(res, 0)}")
+    assert not over, f"Kueue admitted beyond the ClusterQueue quota: {over}"
+    worst = min(runs, key=lambda r: r.packing_efficiency)
+    slo.check(
+        "kueue + slices: packing efficiency (worst run)",
+        worst.packing_efficiency,
+        unit="",
+        threshold=profile.slo.das_packing_efficiency_min,
+        op=">=",
+        n=len(runs),
+        source=f"observed peak {worst.peak} / planner's best {worst.best}; quota {worst.quota}",
+    )
+    queue = queue_minutes(runs, profile.time_compression)
+    slo.check(
+        "kueue + slices: queue time median",
+        stats.median(queue),
+        unit="min",
+        threshold=None,
+        op="<=",
+        n=len(queue),
+        source=f"Job creation -> Workload admitted, paper minutes; P95 "
+        f"{stats.percentile(queue, 95):.1f} min",
+    )
+
+
+# -- DAS itself: only where it runs ---------------------------------------------------------
+
+
+@pytest.mark.conformance
+@pytest.mark.requires("das", "mig")
+def test_das_webhook_rewrites_slice_requests(das_experiments, slo):
+    runs = das_experiments.get("full", SLICED.name)
+    problems = [p for r in runs for p in (r.webhook_problems or [])]
+    assert not problems, f"DAS webhook did not rewrite {len(problems)} pod(s): {problems[:10]}"
+    slo.check(
+        "DAS webhook: pods rewritten to mig.das.com/* and das-scheduler",
+        sum(len(r.records) for r in runs),
+        unit="pods",
+        threshold=None,
+        op=">=",
+        n=len(runs),
+        source="pod spec read back after the run: limits and schedulerName",
+    )
+
+
+@pytest.mark.conformance
+@pytest.mark.requires("das", "mig")
+def test_das_claims_follow_lifecycle_and_are_released(das_experiments, slo):
+    runs = das_experiments.get("full", SLICED.name)
+    problems, leftover = [], []
+    for r in runs:
+        claims = r.claims or {}
+        per_pod: dict[str, int] = {}
+        for c in claims.values():
+            per_pod[c.pod] = per_pod.get(c.pod, 0) + 1
+            seen = sorted(c.states, key=c.states.get)
+            known = [s for s in seen if s in CLAIM_STATES]
+            if seen != known or known != sorted(known, key=CLAIM_STATES.index):
+                problems.append(f"{c.name}: states {seen}")
+        if len(per_pod) < len(r.records):
+            problems.append(f"run {r.run}: {len(per_pod)} pods had claims, {len(r.records)} jobs")
+        problems += [f"{p}: {k} claims" for p, k in per_pod.items() if k != 1]
+        leftover += r.leftover_claims or []
+    timeout = das_experiments.cluster.profile.das_suite.release_timeout_s
+    assert not leftover, f"slices still allocated {timeout:g} s after the jobs: {leftover}"
+    assert not problems, f"AllocationClaim lifecycle problems: {problems[:10]}"
+    slo.check(
+        "DAS AllocationClaims seen and released",
+        sum(len(r.claims or {}) for r in runs),
+        unit="claims",
+        threshold=None,
+        op=">=",
+        n=len(runs),
+        source=f"polled every 0.5 s in das_suite.das_namespace; released = deleted within "
+        f"{timeout:g} s of the last job",
+    )
+
+
+@pytest.mark.requires("das", "mig")
+def test_das_slice_provisioning_latency(das_experiments, slo):
+    """Measured on the limited experiment, where a slice is free for every job: the latency
+    is DAS creating the slice just in time, not waiting for one."""
+    runs = das_experiments.get("limited", SLICED.name)
+    lat = [
+        (rec.pod_running - rec.pod_created) * 1000
+        for r in runs
+        for rec in r.records.values()
+        if rec.pod_running is not None and rec.pod_created is not None
+    ]
+    assert lat, "no sliced pod was seen from creation to Running"
+    profile = das_experiments.cluster.profile
+    for q in (50, 95):
+        slo.check(
+            f"DAS slice provisioning P{q} (pod creation -> Running)",
+            stats.percentile(lat, q),
+            unit="ms",
+            threshold=None,
+            op="<=",
+            n=len(lat),
+            source="pod watch events on arrival, limited experiment (no job waits)",
+        )
+    slo.check(
+        "DAS slice provisioning P99 (pod creation -> Running)",
+        stats.percentile(lat, 99),
+        unit="ms",
+        threshold=profile.slo.das_slice_provisioning_p99_ms,
+        op="<=",
+        n=len(lat),
+        source="pod watch events on arrival, limited experiment (no job waits)",
+    )
