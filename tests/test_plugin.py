@@ -91,12 +91,15 @@ def test_requirements_skip_or_run(run, pytester):
             pass
         """
     )
-    result = run("-rs")
+    # A profile of its own: the built-in local one simulates MIG (the GPU slicing suite).
+    bare = pytester.path / "bare.yaml"
+    bare.write_text("name: bare\nprovider: local\ncapabilities: {mig: {enabled: false}}\n")
+    result = run("-rs", f"--cluster={bare}")
     result.assert_outcomes(passed=1, skipped=2)
     result.stdout.fnmatch_lines(
         [
-            "*profile 'local' lacks mig (capabilities.mig.enabled)*",
-            "*profile 'local' lacks das (capabilities.das)*",
+            "*profile 'bare' lacks mig (capabilities.mig.enabled)*",
+            "*profile 'bare' lacks das (capabilities.das)*",
         ]
     )
 
