@@ -21,6 +21,7 @@ from pytest_k8sai.experiments.das_runs import (
     run_arm,
     slice_plan,
 )
+from pytest_k8sai.mig.slowdown import load_slowdown
 from pytest_k8sai.report.das_tables import kueue_table, slicing_table
 from pytest_k8sai.workloads.whisper import load_trace
 
@@ -45,6 +46,10 @@ def _check_profile(config: pytest.Config) -> dict[str, Experiment]:
         try:
             for exp in exps.values():
                 slice_plan(profile, exp.jobs)
+            if profile.simulated:  # simulated slices need a fitted slowdown per profile
+                sd = load_slowdown()
+                for mig_profile in profile.das_suite.slices.values():
+                    sd.factor(mig_profile)
         except K8saiError as exc:
             raise pytest.UsageError(str(exc)) from None
     return {n: e for n, e in exps.items() if wanted is None or n in wanted}
