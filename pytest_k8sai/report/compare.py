@@ -25,8 +25,8 @@ import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
+from pytest_k8sai.measure.stats import mann_whitney_u
 from pytest_k8sai.profiles import Regression
 from pytest_k8sai.report.baseline import Baseline
 from pytest_k8sai.report.results import Comparison, Figure, FigureChange
@@ -130,7 +130,7 @@ def compare_figure(
         resamples=policy.bootstrap_resamples,
         seed=policy.seed,
     )
-    p = float(mannwhitneyu(cur_samples, base_samples, alternative="two-sided").pvalue)
+    p = mann_whitney_u(cur_samples, base_samples).p_value
     change = _pct(base, cur)
     lower = current.lower_is_better
     worse_sig = lo > 0 if lower else hi < 0

@@ -17,15 +17,25 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_k8sai.measure import stats
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 PLOTS_DIR = "plots"
 DPI = 110
+
+
+def _figure(width: float, height: float) -> Figure:
+    # Imported on first plot: matplotlib costs ~0.4 s, which runs without plots should not pay.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -58,7 +68,7 @@ def makespan_by_setup(
     med = np.array([np.median(v) for v in data.values()])
     lo = med - np.array([v.min() for v in data.values()])
     hi = np.array([v.max() for v in data.values()]) - med
-    fig = Figure(figsize=(max(5.0, 1.3 * len(names) + 2), 4.2))
+    fig = _figure(max(5.0, 1.3 * len(names) + 2), 4.2)
     ax = fig.add_subplot()
     ax.bar(x, med, color="#7aa6c2", label="median")
     ax.errorbar(x, med, yerr=[lo, hi], fmt="none", ecolor="black", capsize=6, label="min-max")
@@ -95,7 +105,7 @@ def jct_cdf(
 ) -> Path:
     """``series``: label (e.g. "whole GPU", "MIG 1g.5gb/3g.20gb") -> one JCT per job."""
     data = _nonempty(series, "jct_cdf")
-    fig = Figure(figsize=(6.0, 4.2))
+    fig = _figure(6.0, 4.2)
     ax = fig.add_subplot()
     for label, v in data.items():
         xs = np.sort(v)
@@ -159,7 +169,7 @@ def latency_vs_concurrency(
     by_setup: dict[str, list[LatencyPoint]] = {}
     for p in points:
         by_setup.setdefault(p.setup, []).append(p)
-    fig = Figure(figsize=(6.4, 4.4))
+    fig = _figure(6.4, 4.4)
     ax = fig.add_subplot()
     for setup, pts in by_setup.items():
         pts = sorted(pts, key=lambda p: p.concurrency)
@@ -176,6 +186,12 @@ def latency_vs_concurrency(
             ax.plot(*zip(*p99, strict=True), "--", color=color, lw=1, label=f"{setup} P99")
     if log_y:
         ax.set_yscale("log")
+    xs = [p.concurrency for p in points]
+    if max(xs) / min(xs) >= 8:
+        # Concurrency sweeps double (1, 2, 4, ...): spread them evenly, label them plainly.
+        ax.set_xscale("log", base=2)
+        ticks = sorted(set(xs))
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xlabel("concurrency (requests in flight)")
     ax.set_ylabel(f"{metric} ({unit})")
     n_min = min(p.n for p in points)
@@ -211,12 +227,13 @@ class PlotLog:
         suite: str = "",
         **kwargs: object,
     ) -> Plot | None:
-        """``draw(*args, path, **kwargs)`` into plots/filename; replaces an earlier plot of the
-        same name (a plot redrawn as more runs arrive). None when there is nowhere to write."""
+        """``draw(*args, path, title=title, **kwargs)`` into plots/filename; replaces an earlier
+        plot of the same name (a plot redrawn as more runs arrive). None when there is nowhere
+        to write."""
         if self.directory is None:
             return None
         t0 = time.perf_counter()
-        path = draw(*args, self.directory / filename, **kwargs)
+        path = draw(*args, self.directory / filename, title=title, **kwargs)
         self.seconds += time.perf_counter() - t0
         plot = Plot(path=path, title=title, suite=suite)
         self.plots = [p for p in self.plots if p.path != path] + [plot]
