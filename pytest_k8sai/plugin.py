@@ -35,7 +35,6 @@ from pytest_k8sai.runstate import STATE, RunState, check_results_dir, new_run_id
 from pytest_k8sai.verdicts import VERDICTS_FILE, VerdictLog, format_verdict_rows
 
 TABLES_FILE = "tables.md"
-LOGS_DIR = "logs"
 _FAILED = pytest.StashKey[bool]()
 
 MARKERS = (
@@ -205,8 +204,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if report.baseline_errors and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
-    if (state.results_dir / LOGS_DIR).is_dir():
-        report.results.files["logs"] = LOGS_DIR + "/"
     report.finish(int(session.exitstatus), allure_out.alluredir(session.config))
 
 
@@ -282,10 +279,9 @@ def _write_files(tr: pytest.TerminalReporter, state: RunState, report: RunReport
     res = report.results
     wall = res.wall_s or 0.0
     share = f" ({res.report_overhead_s / wall * 100:.1f} % of {wall:.1f} s)" if wall else ""
-    tr.write_line(
-        f"k8sai results: {report.path} (+ summary.md, verdicts.jsonl, tables.md"
-        f"{f', {len(res.plots)} plot(s) in plots/' if res.plots else ''}); "
-        f"report writing took {res.report_overhead_s:.2f} s{share}"
-    )
+    others = [v for k, v in res.files.items()] + [p.file for p in res.plots]
+    tr.write_line(f"k8sai results: {report.path}")
+    tr.write_line(f"  beside it: {', '.join(others)}")
+    tr.write_line(f"  report writing took {res.report_overhead_s:.2f} s{share}")
     if report.writer.error:
         tr.write_line(f"k8sai: RESULTS NOT COMPLETE: {report.writer.error}", red=True)

@@ -77,13 +77,18 @@ def test_results_dir_holds_results_summary_and_plots(run, pytester):
     assert (out / "plots" / "makespan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert res.files == {
         "verdicts": "verdicts.jsonl",
-        "tables": "tables.md",
         "summary": "summary.md",
     }
     assert 0 < res.report_overhead_s < res.wall_s
     summary = (out / "summary.md").read_text()
     assert "| fifo: admission P50 |" in summary and "![makespan](plots/makespan.png)" in summary
-    result.stdout.fnmatch_lines(["k8sai results: *out/results.json*report writing took*"])
+    result.stdout.fnmatch_lines(
+        [
+            "k8sai results: *out/results.json",
+            "  beside it: verdicts.jsonl, summary.md, plots/makespan.png",
+            "  report writing took *",
+        ]
+    )
     # JUnit XML: every figure of a test is a property of its testcase.
     case = ET.parse(pytester.path / "junit.xml").find(".//testcase[@name='test_latency[fifo]']")
     props = {p.get("name"): p.get("value") for p in case.iter("property")}

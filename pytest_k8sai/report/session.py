@@ -136,11 +136,7 @@ class RunReport:
         self.baseline_errors = list(baseline.errors) if baseline is not None else []
         if self.comparer is not None:
             self.writer.results.comparison = self.comparer.comparison
-        self.writer.results.files = {
-            "verdicts": VERDICTS_FILE,
-            "tables": tables.path.name if tables.path else "",
-            "summary": SUMMARY_FILE,
-        }
+        self._tables_file = tables.path.name if tables.path else None
         self._outcomes: dict[str, TestOutcome] = {}
         verdicts.listeners.append(self.on_verdict)
         tables.listeners.append(self.on_tables)
@@ -227,6 +223,14 @@ class RunReport:
             if self.comparer is not None:
                 self.comparer.finish()
             res = self.results
+            # Only what exists: a run without tables has no tables.md.
+            named = {"verdicts": VERDICTS_FILE, "tables": self._tables_file, "logs": "logs"}
+            res.files = {
+                role: name + ("/" if role == "logs" else "")
+                for role, name in named.items()
+                if name and (self.results_dir / name).exists()
+            }
+            res.files["summary"] = SUMMARY_FILE
             res.status = "finished"
             res.finished_at = utc_now()
             res.exit_status = exit_status
