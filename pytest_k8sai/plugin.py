@@ -175,12 +175,13 @@ def pytest_runtest_makereport(
     if report.failed:
         item.stash[_FAILED] = True
     if report.when == "teardown" and allure_out.alluredir(item.config) is not None:
-        logs = state.cluster.endpoints.get("logs") if state.cluster is not None else None
+        # The live cluster's log directory; after the last test the cluster is gone and the
+        # logs were copied into <results-dir>/logs (the cluster fixture does that on failure).
+        live = state.cluster.endpoints.get("logs") if state.cluster is not None else None
+        dirs = [Path(live)] if live else []
+        logs = next((d for d in [*dirs, state.results_dir / "logs"] if d.is_dir()), None)
         state.report.attach_to_allure(
-            item,
-            suite_of(item.nodeid),
-            failed=item.stash.get(_FAILED, False),
-            logs=Path(logs) if logs else None,
+            item, suite_of(item.nodeid), failed=item.stash.get(_FAILED, False), logs=logs
         )
 
 

@@ -9,6 +9,7 @@ import shutil
 import xml.etree.ElementTree as ET
 from collections import namedtuple
 
+import matplotlib.figure  # noqa: F401 - see below
 import pytest
 
 from pytest_k8sai.errors import K8saiError
@@ -16,6 +17,8 @@ from pytest_k8sai.report.baseline import read_results
 from pytest_k8sai.runstate import check_results_dir
 
 pytest_plugins = ["pytester"]
+# matplotlib is imported above, in the outer session: pytester's in-process runs drop modules
+# first imported inside them, and a second copy of matplotlib breaks its isinstance checks.
 
 SUITE = """
 import numpy as np
@@ -198,3 +201,51 @@ def test_full_disk_is_a_usage_error_before_tests(run, pytester, monkeypatch):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "only 0.0 MiB free" in result.stderr.str()
     assert not (pytester.path / "out").exists()
+
+
+def test_results_file_honours_umask_and_leaves_no_temporary_files(tmp_path):
+    from pytest_k8sai.report.results import write_atomic
+
+    path = tmp_path / "results.json"
+    write_atomic(path, "{}")
+    write_atomic(path, "{}")
+    assert path.stat().st_mode & 0o044  # readable by others (umask 022), unlike mkstemp's 0600
+    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_allure_attaches_component_logs_to_a_failed_test(pytester, monkeypatch):
+    pytest.importorskip("allure_pytest")
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    # Where the cluster fixture copies component logs after a failure (the cluster is gone).
+    logs = pytester.path / "out" / "logs"
+    logs.mkdir(parents=True)
+    (logs / "kueue.log").write_text("line 1\nscheduler: admission failed\n")
+    pytester.makepyfile(
+        test_fail="""
+        def test_ok(slo):
+            slo.check("x", 1.0, unit="ms", threshold=None, op="<=", n=1, source="s")
+
+        def test_bad(slo):
+            slo.check("y", 30.0, unit="ms", threshold=25, op="<=", n=1, source="s")
+        """
+    )
+    result = pytester.runpytest(
+        "-p",
+        "pytest_k8sai.plugin",
+        "-p",
+        "allure_pytest.plugin",
+        "-p",
+        "no:cacheprovider",
+        "--alluredir=allure",
+        "--results-dir=out",
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    allure = pytester.path / "allure"
+    cases = {
+        c["name"]: c for c in (json.loads(p.read_text()) for p in allure.glob("*-result.json"))
+    }
+    bad = [a for a in cases["test_bad"]["attachments"] if a["name"].startswith("component log")]
+    assert [a["name"] for a in bad] == ["component log kueue.log (tail)"]
+    assert "admission failed" in (allure / bad[0]["source"]).read_text()
+    ok = [a["name"] for a in cases["test_ok"]["attachments"]]
+    assert not [n for n in ok if n.startswith("component log")]

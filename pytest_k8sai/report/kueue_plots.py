@@ -28,23 +28,28 @@ def render(
         for n, runs in results.items()
     }
     paper = {title[n]: v for n, v in PAPER_MAKESPAN_MIN.items() if n in title}
-    scale = f"paper-scale minutes, time compression {time_compression:g}"
+    scale = (
+        f"Paper minutes = wall seconds x {time_compression:g} / 60 (time compression "
+        f"{time_compression:g}); timestamps from watch events."
+    )
     out = [
         log.render(
             "kueue-makespan.png",
             plots.makespan_by_setup,
             spans,
-            unit=f"min, {scale}",
+            unit="paper min",
             paper=paper,
-            title="Kueue: makespan per setup (median, min-max over runs; x = paper median)",
+            title="Kueue: makespan per setup (median, min-max over runs)",
+            note=f"{scale} Makespan = first Job creation -> last Job Complete.",
             suite=SUITE,
         ),
         log.render(
             "kueue-jct-cdf.png",
             plots.jct_cdf,
             jcts,
-            unit=f"min, {scale}",
-            title="Kueue: job completion time per setup (Job creation -> Complete)",
+            unit="paper min",
+            title="Kueue: job completion time per setup, all runs",
+            note=f"{scale} JCT = Job creation -> Job Complete.",
             suite=SUITE,
         ),
     ]

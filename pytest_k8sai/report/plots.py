@@ -38,9 +38,14 @@ def _figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height))
 
 
-def _save(fig: Figure, path: Path) -> Path:
+def _save(fig: Figure, path: Path, note: str = "") -> Path:
+    """``note``: one small line under the axes (units, scale, sources)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, color="#555555", ha="left", va="bottom", wrap=True)
+        fig.tight_layout(rect=(0, 0.05, 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     return path
 
@@ -59,6 +64,7 @@ def makespan_by_setup(
     unit: str = "min",
     paper: Mapping[str, float] | None = None,
     title: str = "Makespan per setup (median, min-max over runs)",
+    note: str = "",
 ) -> Path:
     """``makespans``: setup title -> one makespan per run (in ``unit``), in display order.
     ``paper``: setup title -> the paper's median, drawn as a cross where given."""
@@ -68,9 +74,9 @@ def makespan_by_setup(
     med = np.array([np.median(v) for v in data.values()])
     lo = med - np.array([v.min() for v in data.values()])
     hi = np.array([v.max() for v in data.values()]) - med
-    fig = _figure(max(5.0, 1.3 * len(names) + 2), 4.2)
+    fig = _figure(max(6.4, 1.3 * len(names) + 2), 4.6)
     ax = fig.add_subplot()
-    ax.bar(x, med, color="#7aa6c2", label="median")
+    ax.bar(x, med, width=0.6, color="#7aa6c2", label="median")
     ax.errorbar(x, med, yerr=[lo, hi], fmt="none", ecolor="black", capsize=6, label="min-max")
     for i, v in enumerate(data.values()):
         ax.plot(np.full(v.size, x[i]), v, "o", color="#1f4e79", ms=3, alpha=0.7)
@@ -89,11 +95,12 @@ def makespan_by_setup(
             color="white",
         )
     ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+    ax.set_xlim(-0.7, len(names) - 0.3)
     ax.set_ylabel(f"makespan ({unit})")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, note)
 
 
 def jct_cdf(
@@ -102,6 +109,7 @@ def jct_cdf(
     *,
     unit: str = "min",
     title: str = "Job completion time, empirical CDF",
+    note: str = "",
 ) -> Path:
     """``series``: label (e.g. "whole GPU", "MIG 1g.5gb/3g.20gb") -> one JCT per job."""
     data = _nonempty(series, "jct_cdf")
@@ -119,7 +127,7 @@ def jct_cdf(
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return _save(fig, path, note)
 
 
 class LatencyPoint(BaseModel):
@@ -161,6 +169,7 @@ def latency_vs_concurrency(
     unit: str = "ms",
     log_y: bool = False,
     title: str | None = None,
+    note: str = "",
 ) -> Path:
     """One line per setup: ``value`` against concurrency with its CI as a band and error bar;
     ``p99`` dashed in the same colour when present. ``log_y`` for the routing comparison."""
@@ -198,7 +207,7 @@ def latency_vs_concurrency(
     ax.set_title(title or f"{metric} vs concurrency (n >= {n_min} per point)", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
-    return _save(fig, path)
+    return _save(fig, path, note)
 
 
 @dataclass

@@ -8,7 +8,7 @@ arrives, so a run that crashes keeps everything it measured and the file is neve
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -179,13 +179,14 @@ def dump(results: Results) -> str:
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` in one step: readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    # Not tempfile.mkstemp: its files are mode 0600; open() honours the user's umask.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with tmp.open("x", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
