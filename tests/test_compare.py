@@ -203,3 +203,22 @@ def test_results_round_trip_keeps_nan_and_samples(tmp_path):
     back = read_results(path).figures[0]
     assert np.isnan(back.measured) and back.samples[0] == 1.0 and np.isnan(back.samples[1])
     assert json.loads(path.read_text())["schema_version"] == 1
+
+
+def test_comparison_table_fits_100_columns_and_wraps_names():
+    from pytest_k8sai.report.summary import comparison_lines
+
+    long_name = "two-cqs-borrowing: admission attempt P99 (exact) over every run of the night"
+    changes = [
+        compare_figure(
+            fig(latencies(1), name=long_name, statistic="p99"),
+            [fig(latencies(2), name=long_name, statistic="p99")],
+            POLICY,
+        ),
+        compare_figure(fig([12.0]), [fig([10.0])], POLICY),
+    ]
+    header, *rows = comparison_lines(changes)
+    lines = header + [line for row in rows for line in row]
+    assert max(len(line) for line in lines) <= 100
+    assert rows[0][0].startswith("two-cqs-borrowing:") and len(rows[0]) > 1
+    assert rows[1][0].split()[-1] == "UNTESTED" and "+20.0 %" in rows[1][0]
