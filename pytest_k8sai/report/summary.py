@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_k8sai.report.results import FigureChange, Results
+from pytest_k8sai.report.tables import Table
 from pytest_k8sai.verdicts import _num
 
 SUMMARY_FILE = "summary.md"
@@ -125,6 +126,10 @@ def summary_markdown(results: Results, results_path: Path) -> str:
         if comp.changes:
             out += ["", _md_row((*_COLS, "why")), "|---|---:|---:|---:|---|---|---|"]
             out += [_md_row((*change_cells(c), c.why)) for c in comp.changes]
+    if results.tables:
+        out += ["", "## Tables", ""]
+        for t in results.tables:
+            out.append(Table(t.title, t.headers, t.rows, t.notes).markdown())
     if results.plots:
         out += ["", "## Plots", ""]
         out += [f"![{p.title}]({p.file})" for p in results.plots]
