@@ -52,11 +52,6 @@ class Verdict(BaseModel):
     setup: str = ""  # e.g. "best-effort-fifo": the experiment setup, when there is one
 
     @property
-    def lower_is_better(self) -> bool:
-        """Direction a regression goes: the threshold's op says which way is good."""
-        return self.op in ("<=", "<")
-
-    @property
     def verdict(self) -> str:
         if self.threshold is None:
             return "INFO"

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from collections import namedtuple
 
 import matplotlib.figure  # noqa: F401 - see below
+import numpy as np
 import pytest
 
 from pytest_k8sai.errors import K8saiError
@@ -249,3 +250,25 @@ def test_allure_attaches_component_logs_to_a_failed_test(pytester, monkeypatch):
     assert "admission failed" in (allure / bad[0]["source"]).read_text()
     ok = [a["name"] for a in cases["test_ok"]["attachments"]]
     assert not [n for n in ok if n.startswith("component log")]
+
+
+def test_verdicts_stay_backwards_compatible_and_carry_samples(tmp_path):
+    from pytest_k8sai.verdicts import Verdict, VerdictLog
+
+    old = (
+        '{"figure": "f", "measured": 1.0, "unit": "ms", "threshold": null, "op": "<=", "n": 1,'
+        ' "source": "s", "passed": true, "nodeid": "", "run_id": ""}'
+    )
+    v = Verdict.model_validate_json(old)
+    assert v.samples is None and v.statistic is None and v.suite == "" and v.setup == ""
+    log = VerdictLog(tmp_path / "v.jsonl", run_id="r")
+    heard = []
+    log.listeners.append(heard.append)
+    bound = log.bind("suites/kueue/test_x.py::t[fifo]", suite="kueue", setup="fifo")
+    got = bound.check(
+        "p99", 3.0, unit="ms", threshold=25, op="<=", n=3, source="s",
+        samples=np.array([1.0, 2.0, 3.0]), statistic="max",
+    )  # fmt: skip
+    assert heard == [got] and got.samples == [1.0, 2.0, 3.0] and got.statistic == "max"
+    assert (got.suite, got.setup) == ("kueue", "fifo")
+    assert Verdict.model_validate_json((tmp_path / "v.jsonl").read_text()) == got

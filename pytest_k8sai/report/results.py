@@ -65,6 +65,7 @@ class Figure(_Model):
 
     @property
     def lower_is_better(self) -> bool:
+        """Which way a regression goes: the threshold's op says which way is good."""
         return self.op in ("<=", "<")
 
 
