@@ -262,12 +262,18 @@ def _write_comparison(tr: pytest.TerminalReporter, report: RunReport) -> None:
             f"{(1 - comp.alpha) * 100:g} % bootstrap CI of the difference, test needs >= "
             f"{comp.min_samples} samples per side"
         )
-    if not comp.changes:
+    # Figures only on one side are listed by name, not as rows of dashes.
+    shown = [c for c in comp.changes if c.verdict not in ("NEW", "MISSING")]
+    for kind, meaning in (("NEW", "not in the baseline"), ("MISSING", "not measured tonight")):
+        names = [c.figure for c in comp.changes if c.verdict == kind]
+        if names:
+            tr.write_line(f"{kind} ({meaning}): {len(names)}: {'; '.join(names)}")
+    if not shown:
         return
-    header, *rows = comparison_lines(comp.changes)
+    header, *rows = comparison_lines(shown)
     for line in header:
         tr.write_line(line, bold=True)
-    for lines, change in zip(rows, comp.changes, strict=True):
+    for lines, change in zip(rows, shown, strict=True):
         color = {"REGRESSION": "red", "IMPROVEMENT": "green"}.get(change.verdict)
         for line in lines:
             tr.write_line(line, **({color: True} if color else {}))

@@ -96,9 +96,12 @@ def makespan_by_setup(
         )
     ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
     ax.set_xlim(-0.7, len(names) - 0.3)
+    # Headroom above the tallest whisker for a one-row legend that covers no bar.
+    top = max([float(v.max()) for v in data.values()] + list((paper or {}).values()))
+    ax.set_ylim(0, top * 1.2)
     ax.set_ylabel(f"makespan ({unit})")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", ncol=3)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path, note)
 
