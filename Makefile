@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install build run test kueue das lint up down status
+.PHONY: install build run test kueue das bench lint up down status
 
 install:            ## install the package and its dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev]'
@@ -21,6 +21,10 @@ kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local clust
 
 das: build          ## the GPU slicing suite (paper Tables 5 and 6, Kueue + MIG) on the local cluster
 	$(PYTHON) -m pytest --cluster=local suites/das $(PYTEST_ARGS)
+
+bench: build        ## the job latency recorder's benchmarks: 10,000 Jobs fed directly and live
+	K8SAI_COLLECTOR_JOBS=10000 $(PYTHON) -m pytest --cluster=local -s --benchmark-only \
+		tests/test_joblatency_bench.py tests/test_joblatency_live_bench.py $(PYTEST_ARGS)
 
 lint: install
 	$(PYTHON) -m ruff check .

@@ -24,6 +24,8 @@ from pytest_k8sai.clusters.base import (
 from pytest_k8sai.errors import ClusterError, K8saiError
 from pytest_k8sai.objects import owned_namespace
 from pytest_k8sai.profiles import Profile
+from pytest_k8sai.report.labels import setup_of, suite_of
+from pytest_k8sai.report.plots import PlotLog
 from pytest_k8sai.report.tables import TableLog
 from pytest_k8sai.requirements import requirements_of
 from pytest_k8sai.runstate import RunState, get_state
@@ -59,10 +61,21 @@ def k8sai_report(pytestconfig: pytest.Config) -> TableLog:
     return get_state(pytestconfig).tables
 
 
+@pytest.fixture(scope="session")
+def k8sai_plots(pytestconfig: pytest.Config) -> PlotLog:
+    """``k8sai_plots.render("name.png", plots.makespan_by_setup, data, title=, suite=)``:
+    a PNG in <results-dir>/plots, listed in results.json and attached in Allure."""
+    return get_state(pytestconfig).plots
+
+
 @pytest.fixture
 def slo(request: pytest.FixtureRequest) -> BoundVerdicts:
-    """``slo.check(figure, measured, unit=, threshold=, op=, n=, source=)`` for this test."""
-    return get_state(request.config).verdicts.bind(request.node.nodeid)
+    """``slo.check(figure, measured, unit=, threshold=, op=, n=, source=)`` for this test;
+    optional ``samples=`` (raw values, for results and --baseline) and ``statistic=``."""
+    node = request.node
+    return get_state(request.config).verdicts.bind(
+        node.nodeid, suite=suite_of(node.nodeid), setup=setup_of(node)
+    )
 
 
 def _collect_logs(provider: ClusterProvider, state: RunState) -> str:
@@ -112,6 +125,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
         # A bug or Ctrl-C while starting: stop what was started, then show it as it is.
         _release(provider, state)
         raise
+    state.attach_cluster(handle)
     try:
         yield handle
     finally:

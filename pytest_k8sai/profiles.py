@@ -103,6 +103,21 @@ class Slo(_Strict):
     das_slice_provisioning_p99_ms: float | None = Field(None, gt=0)
 
 
+class Regression(_Strict):
+    """How ``--baseline`` judges tonight against earlier runs (rule: report/compare.py)."""
+
+    # Smallest relative change of a figure's statistic that counts as a regression.
+    tolerance_pct: float = Field(10.0, ge=0)
+    # 1 - confidence of the bootstrap interval of the difference.
+    alpha: float = Field(0.05, gt=0, lt=1)
+    # Raw samples needed on each side for a test; fewer: the change is shown, not judged.
+    min_samples: int = Field(10, ge=2)
+    bootstrap_resamples: int = Field(2000, ge=100, le=100_000)
+    seed: int = 0  # the bootstrap's generator, so a comparison is reproducible
+    # A regression makes the run exit 1 (as a failed SLO does).
+    fail_run: bool = True
+
+
 class WhisperJobs(_Strict):
     """How the Whisper transcription Jobs run. On simulated tiers (KWOK) nothing runs and the
     image is never pulled; on a real cluster these name the container that transcribes."""
@@ -159,6 +174,7 @@ class Profile(_Strict):
     # Paper seconds per wall-clock second: 60 turns a paper minute into one second.
     time_compression: float = Field(1.0, gt=0)
     slo: Slo = Field(default_factory=Slo)
+    regression: Regression = Field(default_factory=Regression)
     whisper: WhisperJobs = Field(default_factory=WhisperJobs)
     kueue_suite: KueueSuite = Field(default_factory=KueueSuite)
     das_suite: DasSuite = Field(default_factory=DasSuite)

@@ -16,6 +16,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Op = Literal["<=", "<", ">=", ">"]
+# How ``measured`` is made from ``samples``; the regression comparison bootstraps the same one.
+Statistic = Literal["median", "mean", "p90", "p95", "p99", "min", "max"]
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
@@ -43,6 +45,11 @@ class Verdict(BaseModel):
     passed: bool
     nodeid: str = ""
     run_id: str = ""
+    # Optional, for results files and baseline comparison (older verdicts lack them).
+    samples: list[float] | None = None  # the raw values ``measured`` summarises, same unit
+    statistic: Statistic | None = None  # which summary of ``samples`` it is (None: median)
+    suite: str = ""  # e.g. "kueue": the directory under suites/
+    setup: str = ""  # e.g. "best-effort-fifo": the experiment setup, when there is one
 
     @property
     def verdict(self) -> str:
@@ -70,24 +77,30 @@ def judge(measured: float, op: Op, threshold: float | None) -> bool:
 
 
 class VerdictLog:
-    """All verdicts of one session, mirrored line by line to ``<results_dir>/verdicts.jsonl``."""
+    """All verdicts of one session, mirrored line by line to ``<results_dir>/verdicts.jsonl``.
+
+    ``listeners`` are called with each verdict after it is written (the results file, the
+    baseline comparison); they must not raise for the test's sake.
+    """
 
     def __init__(self, path: Path | None, run_id: str = "") -> None:
         self.path = path
         self.run_id = run_id
         self.verdicts: list[Verdict] = []
+        self.listeners: list[Callable[[Verdict], None]] = []
         self._started = False
 
     def record(self, verdict: Verdict) -> None:
         self.verdicts.append(verdict)
-        if self.path is None:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # The first write of a session truncates, so the file only ever holds this run.
-        mode = "a" if self._started else "w"
-        with self.path.open(mode, encoding="utf-8") as fh:
-            fh.write(verdict.model_dump_json() + "\n")
-        self._started = True
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # The first write of a session truncates, so the file only ever holds this run.
+            mode = "a" if self._started else "w"
+            with self.path.open(mode, encoding="utf-8") as fh:
+                fh.write(verdict.model_dump_json() + "\n")
+            self._started = True
+        for listener in self.listeners:
+            listener(verdict)
 
     def check(
         self,
@@ -100,8 +113,16 @@ class VerdictLog:
         n: int,
         source: str,
         nodeid: str = "",
+        samples: Sequence[float] | None = None,
+        statistic: Statistic | None = None,
+        suite: str = "",
+        setup: str = "",
     ) -> Verdict:
-        """Record the verdict; raise AssertionError (after recording) when it fails."""
+        """Record the verdict; raise AssertionError (after recording) when it fails.
+
+        ``samples``: the raw values behind ``measured`` (e.g. every admission attempt behind a
+        P99), kept in the results file and used by ``--baseline``; ``statistic`` says which
+        summary of them ``measured`` is (default: median)."""
         __tracebackhide__ = True  # pytest shows the test's line, not this function
         # float()/int() accept numpy scalars, which pydantic's int validation would not.
         measured = float(measured)
@@ -117,14 +138,18 @@ class VerdictLog:
             passed=judge(measured, op, threshold),
             nodeid=nodeid,
             run_id=self.run_id,
+            samples=None if samples is None else [float(x) for x in samples],
+            statistic=statistic,
+            suite=suite,
+            setup=setup,
         )
         self.record(verdict)
         if not verdict.passed:
             raise AssertionError(verdict.describe())
         return verdict
 
-    def bind(self, nodeid: str) -> BoundVerdicts:
-        return BoundVerdicts(self, nodeid)
+    def bind(self, nodeid: str, *, suite: str = "", setup: str = "") -> BoundVerdicts:
+        return BoundVerdicts(self, nodeid, suite=suite, setup=setup)
 
     @property
     def failed(self) -> list[Verdict]:
@@ -134,9 +159,11 @@ class VerdictLog:
 class BoundVerdicts:
     """The ``slo`` fixture: VerdictLog.check with the current test's nodeid filled in."""
 
-    def __init__(self, log: VerdictLog, nodeid: str) -> None:
+    def __init__(self, log: VerdictLog, nodeid: str, *, suite: str = "", setup: str = "") -> None:
         self.log = log
         self.nodeid = nodeid
+        self.suite = suite
+        self.setup = setup
 
     def check(
         self,
@@ -148,6 +175,9 @@ class BoundVerdicts:
         op: Op,
         n: int,
         source: str,
+        samples: Sequence[float] | None = None,
+        statistic: Statistic | None = None,
+        setup: str | None = None,
     ) -> Verdict:
         __tracebackhide__ = True
         return self.log.check(
@@ -159,6 +189,10 @@ class BoundVerdicts:
             n=n,
             source=source,
             nodeid=self.nodeid,
+            samples=samples,
+            statistic=statistic,
+            suite=self.suite,
+            setup=self.setup if setup is None else setup,
         )
 
     @property

@@ -35,6 +35,13 @@ def _local_tier_only(k8sai_profile):
         pytest.skip(f"local-tier test; profile '{k8sai_profile.name}' is {k8sai_profile.provider}")
 
 
+@pytest.fixture(autouse=True)
+def _profile_files_name_their_cluster(monkeypatch):
+    # The session's cluster is already up under $K8SAI_LOCAL_CLUSTER, if set; the extra
+    # clusters below are named by their profile files, which that variable would override.
+    monkeypatch.delenv("K8SAI_LOCAL_CLUSTER", raising=False)
+
+
 def _profile_file(tmp_path: Path, cluster_name: str) -> Path:
     data = yaml.safe_load(load_profile("local").model_dump_json())
     data["local"]["cluster_name"] = cluster_name

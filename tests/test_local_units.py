@@ -170,3 +170,12 @@ def test_webhooks_point_at_loopback_and_keep_only_used_paths(built):
     assert paths and all(u.startswith(f"https://127.0.0.1:{ports.kueue_webhook}/") for u in paths)
     assert any(u.endswith("/mutate-batch-v1-job") for u in paths)
     assert not any("pytorchjob" in u or "--v1-pod" in u for u in paths)
+
+
+def test_free_ports_avoid_the_ephemeral_range():
+    from pytest_k8sai.clusters.local.processes import EPHEMERAL_RANGE, LOWEST_PORT, free_port
+
+    low = int(EPHEMERAL_RANGE.read_text().split()[0]) if EPHEMERAL_RANGE.exists() else 0
+    if low - LOWEST_PORT < 1000:
+        pytest.skip(f"ephemeral range starts at {low}: no room below it")
+    assert all(LOWEST_PORT <= free_port() < low for _ in range(20))

@@ -144,6 +144,7 @@ class LagStats(BaseModel):
     p50_ms: float
     p99_ms: float
     max_ms: float
+    busy_s: float  # handling time summed over events: over wall time, how busy the recorder was
 
 
 class JobFailedError(RuntimeError):
@@ -458,6 +459,7 @@ class JobLatencyRecorder:
             p50_ms=stats.percentile(lags_ms, 50),
             p99_ms=stats.percentile(lags_ms, 99),
             max_ms=max(lags_ms, default=math.nan),
+            busy_s=sum(lags_ms) / 1000,
         )
 
     def wait_complete(self, names: Collection[str], timeout_s: float) -> None:

@@ -3,6 +3,7 @@ for the results directory."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,9 +51,13 @@ class TableLog:
     def __init__(self, path: Path | None) -> None:
         self.path = path
         self.tables: list[Table] = []
+        # Called with all tables after each add (the results file keeps them too).
+        self.listeners: list[Callable[[list[Table]], None]] = []
 
     def add(self, table: Table) -> None:
         self.tables.append(table)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("\n".join(t.markdown() for t in self.tables))
+        for listener in self.listeners:
+            listener(self.tables)

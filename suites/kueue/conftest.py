@@ -11,6 +11,7 @@ from kubernetes.client.rest import ApiException
 
 from pytest_k8sai.experiments.kueue_runs import RunResult, run_once
 from pytest_k8sai.kueue_setups import Setup, load_setups
+from pytest_k8sai.report import kueue_plots
 from pytest_k8sai.report.kueue_tables import table3, table4
 from pytest_k8sai.workloads.whisper import WhisperTrace, load_trace
 
@@ -43,7 +44,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 class KueueExperiment:
     """Runs of each setup, made on first request and kept for the session."""
 
-    def __init__(self, cluster, trace: WhisperTrace, run_id: str, runs: int) -> None:
+    def __init__(self, cluster, trace: WhisperTrace, run_id: str, runs: int, plots=None) -> None:
         self.cluster = cluster
         self.trace = trace
         self.run_id = run_id
@@ -51,6 +52,14 @@ class KueueExperiment:
         self.setups = {s.name: s for s in load_setups()}
         self.results: dict[str, list[RunResult]] = {}
         self.failed: dict[str, str] = {}
+        self.plots = plots  # PlotLog: redrawn after each new run, so every test sees them
+
+    def draw(self) -> None:
+        if self.plots is not None:
+            titles = {n: s.title for n, s in self.setups.items()}
+            kueue_plots.render(
+                self.plots, self.ordered_results(), titles, self.cluster.profile.time_compression
+            )
 
     def get(self, name: str, at_least: int | None = None) -> list[RunResult]:
         if name in self.failed:
@@ -74,6 +83,7 @@ class KueueExperiment:
             except Exception as exc:
                 self.failed[name] = f"{type(exc).__name__}: {exc}"
                 raise
+            self.draw()
         return done
 
     def ordered_results(self) -> dict[str, list[RunResult]]:
@@ -81,7 +91,7 @@ class KueueExperiment:
 
 
 @pytest.fixture(scope="session")
-def kueue_experiment(cluster, k8sai_run_id, k8sai_report, pytestconfig):
+def kueue_experiment(cluster, k8sai_run_id, k8sai_report, k8sai_plots, pytestconfig):
     profile = cluster.profile
     try:
         client.ApiextensionsV1Api(cluster.api_client).read_custom_resource_definition(KUEUE_CRD)
@@ -93,7 +103,7 @@ def kueue_experiment(cluster, k8sai_run_id, k8sai_report, pytestconfig):
             "real clusters run real transcription containers"
         )
     runs = pytestconfig.getoption("runs") or profile.kueue_suite.runs
-    exp = KueueExperiment(cluster, load_trace(), k8sai_run_id, runs)
+    exp = KueueExperiment(cluster, load_trace(), k8sai_run_id, runs, plots=k8sai_plots)
     yield exp
     results = exp.ordered_results()
     if results:

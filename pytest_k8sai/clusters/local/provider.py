@@ -26,6 +26,8 @@ from pytest_k8sai.profiles import Profile
 Log = Callable[[str], None]
 METRICS_USER = "k8sai-metrics"
 KEEP_FAILED_LOGS = 5  # logs of the latest failed starts, kept for diagnosis
+START_ATTEMPTS = 3
+PORT_TAKEN = "address already in use"
 
 
 def stderr_log(msg: str) -> None:
@@ -82,17 +84,24 @@ class LocalProvider(ClusterProvider):
             builds = Builder(log=self.log).ensure_all()
             self._created = True
             atexit.register(self._atexit)
-            try:
-                st = self._start(builds)
-            except BaseException as exc:
-                # Also on Ctrl-C: nothing of a half-started cluster may outlive the attempt,
-                # but its logs must, or the error could not be diagnosed.
-                saved = self._save_failed_logs()
-                self._teardown()
-                if isinstance(exc, ClusterError):
-                    logs = str(self.run_dir / "logs")
-                    raise ClusterError(str(exc).replace(logs, str(saved))) from None
-                raise
+            for attempt in range(1, START_ATTEMPTS + 1):
+                try:
+                    st = self._start(builds)
+                    break
+                except BaseException as exc:
+                    # Also on Ctrl-C: nothing of a half-started cluster may outlive the
+                    # attempt, but its logs must, or the error could not be diagnosed.
+                    saved = self._save_failed_logs()
+                    self._teardown()
+                    if not isinstance(exc, ClusterError):
+                        raise
+                    msg = str(exc).replace(str(self.run_dir / "logs"), str(saved))
+                    if PORT_TAKEN not in msg or attempt == START_ATTEMPTS:
+                        raise ClusterError(msg) from None
+                    # Ports are chosen free but bound later; another process took one.
+                    self.log(f"[k8sai] a port was taken meanwhile ({saved}); new ports")
+                    self._created, self._state = True, None
+                    atexit.register(self._atexit)
         return self._handle(st)
 
     def _handle(self, st: state.ClusterState) -> ClusterHandle:
