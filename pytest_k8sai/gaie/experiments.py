@@ -78,10 +78,11 @@ def run_overhead(
     settings: GaieSuite,
     epp_config_file: Path,
     load: LoadRunner,
+    work: Path,
     log: Log,
 ) -> OverheadRun:
     configs = load_configs(epp_config_file)
-    stack = LocalStack(cluster, namespace, run_id, settings, "gaie-overhead", 1, log)
+    stack = LocalStack(cluster, namespace, run_id, settings, "gaie-overhead", 1, work, log)
     try:
         stack.create_objects()
         stack.start_replicas(kv_blocks=None, tag="overhead")
@@ -127,10 +128,13 @@ def run_routing(
     dataset: Path,
     requests: int,
     load: LoadRunner,
+    work: Path,
     log: Log,
 ) -> RoutingRun:
     configs = load_configs(epp_config_file)
-    stack = LocalStack(cluster, namespace, run_id, settings, "gaie-routing", settings.replicas, log)
+    stack = LocalStack(
+        cluster, namespace, run_id, settings, "gaie-routing", settings.replicas, work, log
+    )
     try:
         stack.create_objects()
         # Prompt sizes as the replicas count them, from a replica itself.

@@ -112,9 +112,11 @@ def replica_pod(pool: str, index: int, port: int, model: str, run_id: str) -> di
     }
 
 
-def ensure_inference_node(core: client.CoreV1Api, run_id: str) -> None:
+def ensure_inference_node(core: client.CoreV1Api, run_id: str) -> bool:
+    """Create the inference node unless it exists; True if this call created it."""
     try:
         core.create_node(inference_node(run_id))
+        return True
     except ApiException as exc:
         if exc.status != 409:
             raise
@@ -124,6 +126,7 @@ def ensure_inference_node(core: client.CoreV1Api, run_id: str) -> None:
                 f"Node {INFERENCE_NODE} exists with podCIDR {node.spec.pod_cidr}, not "
                 f"{INFERENCE_POD_CIDR}; delete it and retry."
             ) from None
+        return False
 
 
 def wait_pod_ips(

@@ -55,6 +55,7 @@ class LocalStack:
         settings: GaieSuite,
         name: str,
         replicas: int,
+        work_dir: Path,
         log: Log,
     ) -> None:
         self.cluster = cluster
@@ -65,14 +66,15 @@ class LocalStack:
         self.n = replicas
         self.log = log
         self.bins = parts(log)
-        base = Path(cluster.endpoints.get("logs") or cluster.kubeconfig.parent / "logs")
-        self.dir = base.parent / "gaie" / name
+        # Logs and configs outlive the cluster (they are named in errors): the results dir.
+        self.dir = work_dir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sup = Supervisor(self.dir)
         self.tracker = ObjectTracker(cluster.api_client, run_id)
         self.replicas: list[Replica] = []
         self.epp_ports: dict[str, int] = {}
         self.gateways: dict[str, str] = {}  # name -> base URL
+        self._made_node = False
         atexit.register(self.close)
 
     # -- Kubernetes objects -----------------------------------------------------------------
@@ -82,7 +84,7 @@ class LocalStack:
         install_crd_files(
             api, [poolmod.crd_file(self.bins["gaie_module"])], "InferencePool", timeout_s=30
         )
-        poolmod.ensure_inference_node(self.cluster.core, self.run_id)
+        self._made_node = poolmod.ensure_inference_node(self.cluster.core, self.run_id)
         ports = [free_port() for _ in range(self.n)]
         names = []
         for i, port in enumerate(ports):
@@ -169,3 +171,7 @@ class LocalStack:
                     r.name, self.namespace, grace_period_seconds=0
                 )
         self.replicas = []
+        if self._made_node:
+            with contextlib.suppress(ApiException):
+                self.cluster.core.delete_node(poolmod.INFERENCE_NODE)
+            self._made_node = False

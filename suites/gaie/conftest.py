@@ -93,8 +93,9 @@ class InferenceSuite:
         def make() -> OverheadRun:
             if self.local:
                 return run_overhead(
-                    self.cluster, self.namespace, self.run_id, s, self.epp_configs, self.load, _log
-                )
+                    self.cluster, self.namespace, self.run_id, s, self.epp_configs, self.load,
+                    self.results, _log,
+                )  # fmt: skip
             return run_overhead_existing(self.existing(), s, self.results, self.load)
 
         return self._once("overhead", make)
@@ -110,7 +111,7 @@ class InferenceSuite:
             if self.local:
                 return run_routing(
                     self.cluster, self.namespace, self.run_id, s, self.epp_configs,
-                    prompts, data, spec.requests, self.load, _log,
+                    prompts, data, spec.requests, self.load, self.results, _log,
                 )  # fmt: skip
             return run_routing_existing(self.existing(), s, prompts, data, spec.requests, self.load)
 
