@@ -27,6 +27,7 @@ class SseServer:
     def __init__(self, ttft_s: float = 0.02, itl_s: float = 0.002, fail_every: int = 0) -> None:
         self.ttft_s, self.itl_s, self.fail_every = ttft_s, itl_s, fail_every
         self.completions = 0  # completion requests seen, failed ones included
+        self.models: set[str] = set()  # the "model" fields of the completion requests
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -92,6 +93,7 @@ class SseServer:
         if self.fail_every and self.completions % self.fail_every == 0:
             return await _send_json(w, 500, {"error": {"message": "injected failure"}})
         req = json.loads(body)
+        self.models.add(req.get("model"))
         chat = path.endswith("chat/completions")
         n = int(req.get("max_completion_tokens") or req.get("max_tokens") or 16)
         usage = {"prompt_tokens": count_tokens(_prompt_text(req, chat)), "completion_tokens": n}

@@ -32,6 +32,7 @@ def test_guidellm_drives_the_server_and_its_report_is_parsed(tmp_path):
         run = GuidellmRun(
             target=server.url,
             request_format="/v1/chat/completions",
+            model="Qwen/Qwen3-8B",  # a hub id: must not make anything reach for the hub
             dataset=dataset,
             streams=[1, 2],
             max_requests=info.requests,
@@ -39,8 +40,8 @@ def test_guidellm_drives_the_server_and_its_report_is_parsed(tmp_path):
             timeout_s=240,
         )
         report = run_guidellm(run, tmp_path / "out")
-        seen = server.completions
-    assert seen == 2 * info.requests
+        seen, models = server.completions, server.models
+    assert seen == 2 * info.requests and models == {"Qwen/Qwen3-8B"}
     assert report.report_path == tmp_path / "out" / "guidellm.json"
     assert report.wall_s is not None and report.command is not None
     sent = sorted(r.prompt_tokens for r in build_requests(SPEC))
