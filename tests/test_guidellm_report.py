@@ -75,6 +75,9 @@ def test_distributions_from_samples_agree_with_guidellm(report, raw, ours, their
         # GuideLLM's own 95 % interval of the mean is a t-interval too.
         assert got.ci_low == pytest.approx(summary["mean_ci"]["lower"] * scale, rel=1e-9)
         assert got.ci_high == pytest.approx(summary["mean_ci"]["upper"] * scale, rel=1e-9)
+        assert got.ci_half_width == pytest.approx(
+            stats.mean_ci([r[theirs] * scale for r in bench["requests"]["successful"]]).half_width
+        )
         values = [r[theirs] * scale for r in bench["requests"]["successful"]]
         assert got.p99 == pytest.approx(stats.percentile(values, 99))
         assert got.min == min(values) and got.max == max(values)

@@ -355,6 +355,10 @@ class Distribution(_Strict):
             guidellm_mean=guidellm_mean,
         )
 
+    @property
+    def ci_half_width(self) -> float:
+        return (self.ci_high - self.ci_low) / 2
+
     def brief(self) -> str:
         """e.g. 'mean 101.7 ms (95 % CI 100.9-102.5), P50 101.5, P95 103.0, P99 104.1, n=60'."""
         return (
