@@ -170,8 +170,9 @@ def test_command_uses_concurrent_streams_and_constraints(tmp_path):
     assert "--constraint kind=max_duration,seconds=30" in joined
     assert f"--tokenizer kind=huggingface_auto,model={tmp_path / 'tok'}" in joined
     assert f"--output kind=json,path={tmp_path / 'r.json'}" in joined
-    env = gl.guidellm_env(run)
+    env = gl.guidellm_env(run, tmp_path / "hf")
     assert env["HF_HUB_OFFLINE"] == "1" and env["GUIDELLM__MAX_WORKER_PROCESSES"] == "2"
+    assert env["HF_HOME"] == str(tmp_path / "hf")
 
 
 def test_bad_run_settings_are_refused(tmp_path):

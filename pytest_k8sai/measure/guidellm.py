@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +36,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pytest_k8sai.clusters.local.build import cache_root
 from pytest_k8sai.errors import K8saiError
 from pytest_k8sai.measure import stats
 from pytest_k8sai.workloads.tokenizer import tokenizer_dir
@@ -127,14 +127,16 @@ def guidellm_command(run: GuidellmRun, report: Path) -> list[str]:
     return cmd
 
 
-def guidellm_env(run: GuidellmRun) -> dict[str, str]:
+def guidellm_env(run: GuidellmRun, hf_home: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         # Never reach a model hub: the dataset is a local file, the tokenizer a local directory.
         HF_HUB_OFFLINE="1",
         HF_DATASETS_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
-        HF_HOME=str(cache_root() / "huggingface"),
+        # The datasets library caches each parsed JSONL (about 11 MB at paper size): keep that
+        # in a directory of this invocation, removed afterwards, not in a cache that only grows.
+        HF_HOME=str(hf_home),
         GUIDELLM__MAX_WORKER_PROCESSES=str(run.worker_processes),
         PYTHONUNBUFFERED="1",
     )
@@ -154,14 +156,14 @@ def run_guidellm(run: GuidellmRun, out_dir: Path, name: str = "guidellm") -> Gui
         run = run.model_copy(update={"tokenizer": tokenizer_dir()})
     cmd = guidellm_executable() + guidellm_command(run, report)
     started = time.monotonic()
-    with log.open("w") as log_file:
+    with log.open("w") as log_file, tempfile.TemporaryDirectory(prefix="guidellm-hf-") as hf:
         # Own session: GuideLLM starts worker processes, and a timeout must stop them all.
         proc = subprocess.Popen(
             cmd,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=guidellm_env(run),
+            env=guidellm_env(run, Path(hf)),
             start_new_session=True,
         )
         try:
