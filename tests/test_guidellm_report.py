@@ -40,7 +40,10 @@ def test_levels_counts_and_how_each_ended(report):
     assert (one.successful, one.errored, one.incomplete, one.total) == (2, 0, 1, 3)
     assert (four.successful, four.errored, four.incomplete, four.total) == (3, 1, 0, 4)
     assert one.stopped_by == ["max_duration"] and four.stopped_by == ["max_requests"]
-    assert one.not_successful == 1 and four.not_successful == 1
+    # Level 1 planned 4 requests; time ran out after 3 were sent.
+    assert (one.planned, one.not_sent, one.not_successful) == (4, 1, 2)
+    assert (four.planned, four.not_sent, four.not_successful) == (4, 0, 1)
+    assert one.counts() == "2 ok, 0 errored, 1 incomplete of 3, 1 of 4 planned never sent"
     assert four.counts() == "3 ok, 1 errored, 0 incomplete of 4"
     assert all(lv.samples_complete and lv.strategy == "concurrent" for lv in report.levels)
     with pytest.raises(LoadGenError, match=r"has no level 8: \[1, 4\]"):

@@ -49,6 +49,7 @@ def test_guidellm_drives_the_server_and_its_report_is_parsed(tmp_path):
         assert level.streams == streams and level.strategy == "concurrent"
         assert (level.successful, level.errored, level.incomplete) == (info.requests, 0, 0)
         assert level.stopped_by == ["max_requests"]
+        assert (level.planned, level.not_sent) == (info.requests, 0)
         # The server counted each prompt's tokens as the dataset did: prompts arrive intact.
         assert sorted(s.prompt_tokens for s in level.samples) == sent
         assert {s.output_tokens for s in level.samples} == {SPEC.output_tokens}

@@ -291,6 +291,18 @@ class _GlStrategy(_Loose):
 class _GlConfig(_Loose):
     strategy: _GlStrategy
     backend: dict = Field(default_factory=dict)
+    constraints: dict = Field(default_factory=dict)
+
+    def max_requests(self) -> int | None:
+        """The level's planned request count (its max_requests constraint), if it had one."""
+        c = self.constraints.get("max_requests")
+        if not isinstance(c, dict):
+            return None
+        count = c.get("args", {}).get("count")
+        if isinstance(count, list):  # one entry per level, this level's at current_index
+            index = c.get("current_index", 0)
+            count = count[index] if isinstance(index, int) and 0 <= index < len(count) else None
+        return count if isinstance(count, int) else None
 
 
 class _GlSchedulerState(_Loose):
@@ -394,6 +406,9 @@ class LevelResult(_Strict):
     errored: int
     incomplete: int
     total: int
+    # max_requests of the level, when set: more than total when time ran out first or the
+    # dataset was exhausted (GuideLLM counts unsent requests nowhere).
+    planned: int | None
     duration_s: float | None
     requests_per_second: float | None
     output_tokens_per_second: float | None
@@ -410,15 +425,23 @@ class LevelResult(_Strict):
     samples_complete: bool
 
     @property
+    def not_sent(self) -> int:
+        return max(0, self.planned - self.total) if self.planned is not None else 0
+
+    @property
     def not_successful(self) -> int:
-        return self.errored + self.incomplete
+        """Errored, incomplete and never sent (of the planned ones)."""
+        return self.errored + self.incomplete + self.not_sent
 
     def counts(self) -> str:
-        """e.g. '62 ok, 2 errored, 0 incomplete of 64'."""
-        return (
+        """e.g. '62 ok, 2 errored, 0 incomplete of 64' (', 3 of 67 planned never sent')."""
+        text = (
             f"{self.successful} ok, {self.errored} errored, {self.incomplete} incomplete of "
             f"{self.total}"
         )
+        if self.not_sent:
+            text += f", {self.not_sent} of {self.planned} planned never sent"
+        return text
 
     def first_errors(self, limit: int = 3) -> list[str]:
         return [s.error for s in self.samples if s.error][:limit]
@@ -503,6 +526,7 @@ def _level(b: _GlBenchmark, confidence: float) -> LevelResult:
         errored=totals.errored,
         incomplete=totals.incomplete,
         total=totals.total,
+        planned=b.config.max_requests(),
         duration_s=b.duration,
         requests_per_second=m.requests_per_second.successful.mean,
         output_tokens_per_second=m.output_tokens_per_second.successful.mean,
