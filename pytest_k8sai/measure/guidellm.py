@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -191,16 +192,16 @@ def run_guidellm(run: GuidellmRun, out_dir: Path, name: str = "guidellm") -> Gui
 def _stop_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    # Whatever of the group is still there (the leader, or a worker that outlived it) goes now.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def _shell(cmd: Sequence[str]) -> str:
-    return " ".join(cmd)
+    return shlex.join(cmd)
 
 
 def _last_exception(log: Path) -> str | None:
