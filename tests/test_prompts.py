@@ -73,6 +73,10 @@ def test_cut_at_sentence_keeps_whole_sentences():
     assert cut_at_sentence(text, 12) == "Revenue was $4.5 million. Margin rose."
     assert cut_at_sentence(text, 100) == text
     assert cut_at_sentence(text, 3) == "Revenue was $"  # no sentence fits: cut at a token
+    # A line end is a boundary too (a title, a speaker's name).
+    call = "Acme Q1 Call\n\nOperator:\nGood day to all."
+    assert cut_at_sentence(call, 4) == "Acme Q1 Call"
+    assert cut_at_sentence(call, 6) == "Acme Q1 Call\n\nOperator:"
 
 
 def test_paper_spec_is_256_requests_each_transcript_eight_times():
@@ -105,11 +109,22 @@ def test_scaled_down_spec_takes_the_first_transcripts_cut_short(transcripts):
     requests = build_requests(spec)
     assert len(requests) == 8
     assert {r.transcript_id for r in requests} == {t.id for t in transcripts[:4]}
+    full = {t.id: spec.instruction + t.text for t in transcripts}
     for r in requests:
         assert r.prompt.startswith(spec.instruction)
         assert 250 < r.prompt_tokens <= 300 == spec.max_prompt_tokens
-        assert r.prompt.endswith((".", "?", "!"))
+        # Cut at a sentence or line end of the whole prompt.
+        assert full[r.transcript_id].startswith(r.prompt)
+        assert full[r.transcript_id][len(r.prompt)].isspace()
         assert count_tokens(r.prompt) == r.prompt_tokens
+
+
+def test_even_very_short_prompts_stay_distinct():
+    # Overhead-style prompts: each still carries its transcript's title, so none repeats.
+    spec = PromptSpec(transcripts=32, repetitions=2, max_prompt_tokens=50, output_tokens=16)
+    requests = build_requests(spec)
+    assert len({r.prompt for r in requests}) == 32
+    assert max(r.prompt_tokens for r in requests) <= 50
 
 
 def test_guidellm_dataset_has_one_row_per_request_in_order(tmp_path):

@@ -42,8 +42,9 @@ DEFAULT_INSTRUCTION = (
 
 # One simulated token: a punctuation mark, or a run of ASCII word characters.
 _TOKEN = re.compile(r"""[{}:,\-.?!;@#$%^&*()+_~/\\<>\[\]="']|\w+""", re.ASCII)
-# Where a sentence may end: . ? or ! followed by whitespace or the end (not the dot of "4.5").
-_SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
+# Where a prompt may be cut: after . ? or ! followed by whitespace or the end (not the dot of
+# "4.5"), or at the end of a line (a title, a speaker's name).
+_SENTENCE_END = re.compile(r"[.?!](?=\s|$)|\S(?=\n)")
 
 
 class PromptError(K8saiError):
@@ -56,8 +57,8 @@ def count_tokens(text: str) -> int:
 
 
 def cut_at_sentence(text: str, max_tokens: int) -> str:
-    """The longest prefix of ``text`` that ends a sentence and has at most ``max_tokens`` tokens
-    (a hard cut at a token boundary if the first sentence is already longer)."""
+    """The longest prefix of ``text`` that ends a sentence or a line and has at most
+    ``max_tokens`` tokens (a hard cut at a token boundary if the first one is already longer)."""
     ends = [m.end() for m in _TOKEN.finditer(text)]
     if len(ends) <= max_tokens:
         return text
@@ -86,8 +87,8 @@ class PromptSpec(_Strict):
     max_prompt_tokens: int | None = Field(
         None,
         ge=16,
-        description="cut each prompt (instruction included) at the last sentence end within "
-        "this many tokens; default: whole transcripts",
+        description="cut each prompt (instruction included) at the last sentence or line end "
+        "within this many tokens; default: whole transcripts",
     )
     output_tokens: int = Field(512, ge=1, description="max_tokens of each request")
     seed: str = Field("pytest-k8sai/prompts/v1", description="request order (seeded shuffle)")
