@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install build run test kueue lint up down status
+.PHONY: install build run test kueue gaie lint up down status
 
 install:            ## install the package and its dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev]'
@@ -18,6 +18,9 @@ test: build lint    ## the project's own tests plus the smoke suite on the local
 
 kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
 	$(PYTHON) -m pytest --cluster=local suites/kueue $(PYTEST_ARGS)
+
+gaie: build         ## the inference suite (paper Fig. 5-7); builds the sim and the EPP on first use
+	$(PYTHON) -m pytest --cluster=local suites/gaie $(PYTEST_ARGS)
 
 lint: install
 	$(PYTHON) -m ruff check .

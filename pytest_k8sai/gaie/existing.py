@@ -80,8 +80,12 @@ def run_routing_existing(
     metrics = paths.spec.metrics_urls
     run = RoutingRun(kv_blocks=0, prompt_tokens=[len(p.split()) for p in prompts])
     for name, url in urls.items():
-        before = cache_counters(metrics) if metrics else None
-        levels = load(url, dataset, s.routing_concurrency, requests, name)
-        cache = cache_counters(metrics) - before if before is not None else None
-        run.configs[name] = PathRun(name, url, levels, cache=cache)
+        path = run.configs[name] = PathRun(name, url, [])
+        # The platform's model servers cannot be restarted from here: levels run in sequence
+        # on whatever their caches hold (the README says so).
+        for c in s.routing_concurrency:
+            before = cache_counters(metrics) if metrics else None
+            path.levels += load(url, dataset, [c], requests, f"{name}-c{c}")
+            if before is not None:
+                path.cache_by_level[c] = cache_counters(metrics) - before
     return run

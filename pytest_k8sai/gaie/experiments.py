@@ -24,7 +24,7 @@ from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.gaie.epp import load_configs
 from pytest_k8sai.gaie.probe import Overhead, added_latency
 from pytest_k8sai.gaie.replicas import CacheCounters, cache_counters, count_tokens, kv_blocks_for
-from pytest_k8sai.gaie.routingcheck import RoutingSample, sample_routing
+from pytest_k8sai.gaie.routingcheck import RoutingSample, sample_routing, warm_up
 from pytest_k8sai.gaie.stack import LocalStack
 from pytest_k8sai.profiles import GaieSuite
 
@@ -44,8 +44,15 @@ class PathRun:
     name: str
     target: str
     levels: list[Any]  # GuideLLM results, one per concurrency level
-    cache: CacheCounters | None = None
+    cache_by_level: dict[int, CacheCounters] = field(default_factory=dict)
     routing: RoutingSample | None = None
+
+    @property
+    def cache(self) -> CacheCounters | None:
+        if not self.cache_by_level:
+            return None
+        vals = list(self.cache_by_level.values())
+        return CacheCounters(sum(v.hits for v in vals), sum(v.queries for v in vals))
 
 
 @dataclass
@@ -149,20 +156,31 @@ def run_routing(
         run = RoutingRun(kv_blocks=kv, prompt_tokens=tokens)
         metrics = [f"{r.url}/metrics" for r in stack.replicas]
         for name in ROUTING_CONFIGS:
-            stack.stop_processes("gateway-")
-            stack.stop_processes("epp-")
-            stack.start_replicas(kv_blocks=kv, tag=name)
-            gw = stack.start_gateway(name, epp_port=stack.start_epp(name, configs[name]))
-            # A handful of requests show where the EPP sends work; they run before the load
-            # and count in neither its results nor (by taking counters after them) its hits.
-            check = sample_routing(gw, settings.model, 4 * settings.replicas, AFFINITY_PROMPT, 4)
-            before = cache_counters(metrics)
-            log(
-                f"[k8sai] gaie routing: GuideLLM via EPP '{name}' at {settings.routing_concurrency}"
-            )
-            levels = load(gw, dataset, settings.routing_concurrency, requests, name)
-            cache = cache_counters(metrics) - before
-            run.configs[name] = PathRun(name, gw, levels, cache=cache, routing=check)
+            path = run.configs[name] = PathRun(name, "", [])
+            for c in settings.routing_concurrency:
+                # Every level starts alike: fresh replicas (empty KV caches) and a fresh EPP
+                # (empty prefix index), then a warm-up. GuideLLM replays the dataset from its
+                # first row at each level, so one invocation for all levels would hand later
+                # levels caches warmed by the earlier ones, and the first level none.
+                stack.stop_processes("gateway-")
+                stack.stop_processes("epp-")
+                stack.start_replicas(kv_blocks=kv, tag=f"{name}-c{c}")
+                epp_port = stack.start_epp(f"{name}-c{c}", configs[name])
+                path.target = gw = stack.start_gateway(f"{name}-c{c}", epp_port=epp_port)
+                if path.routing is None:
+                    # A few requests show where the EPP sends work; they run before the load
+                    # on this level's fresh stack and count in neither its results nor its hits.
+                    path.routing = sample_routing(
+                        gw, settings.model, 4 * settings.replicas, AFFINITY_PROMPT, 4
+                    )
+                    stack.start_replicas(kv_blocks=kv, tag=f"{name}-c{c}-load")
+                # Steady state, as the paper's back-to-back levels had: each distinct prompt
+                # once, routed by this configuration, before the measured load.
+                warm_up(gw, settings.model, prompts, min(c, len(prompts)))
+                before = cache_counters(metrics)
+                log(f"[k8sai] gaie routing: GuideLLM via EPP '{name}' at concurrency {c}")
+                path.levels += load(gw, dataset, [c], requests, f"{name}-c{c}")
+                path.cache_by_level[c] = cache_counters(metrics) - before
         return run
     finally:
         stack.close()

@@ -45,3 +45,22 @@ def sample_routing(
     finally:
         client.close()
     return out
+
+
+def warm_up(gateway_url: str, model: str, prompts: list[str], concurrency: int) -> Counter[str]:
+    """Send each prompt once through the gateway (1 output token), ``concurrency`` at a time:
+    the replicas' caches then hold what this routing configuration puts there, as on a
+    service that has been running. Returns requests per serving Pod."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def send(chunk: list[str]) -> list[str]:
+        client = StreamClient(gateway_url)
+        try:
+            return [client.first_event_s(model, p, 1)[1].get(POD_HEADER, "?") for p in chunk]
+        finally:
+            client.close()
+
+    chunks = [prompts[i::concurrency] for i in range(concurrency)]
+    with ThreadPoolExecutor(concurrency) as pool:
+        pods = [p for part in pool.map(send, chunks) for p in part]
+    return Counter(pods)

@@ -92,25 +92,31 @@ def routing_table(run: RoutingRun, levels: list[int], metric: str, title: str) -
 def cache_table(run: RoutingRun) -> Table:
     t = Table(
         "Prefix-cache hits and where the EPP sent requests (routing experiment)",
-        ["routing", "hit rate", "hit tokens", "queried tokens", "pods used (check)",
-         "repeats on one pod"],
+        ["routing", "concurrency", "hit rate", "hit tokens", "queried tokens",
+         "pods used (check)", "repeats on one pod (check)"],
     )  # fmt: skip
     for name in ROUTING_CONFIGS:
         cfg = run.configs[name]
-        cache, check = cfg.cache, cfg.routing
-        rate = f"{cache.hit_rate:.1%}" if cache and cache.queries else "-"
-        t.rows.append(
-            [name, rate, _f(cache.hits if cache else None, 0),
-             _f(cache.queries if cache else None, 0),
-             f"{len(check.pods)} of {check.n} req" if check else "-",
-             f"{max(check.repeat_pods.count(p) for p in set(check.repeat_pods))}/"
-             f"{len(check.repeat_pods)}" if check and check.repeat_pods else "-"]
-        )  # fmt: skip
+        check = cfg.routing
+        spread = f"{len(check.pods)} for {check.n} req" if check else "-"
+        repeats = (
+            f"{max(check.repeat_pods.count(p) for p in set(check.repeat_pods))}"
+            f"/{len(check.repeat_pods)}"
+            if check and check.repeat_pods
+            else "-"
+        )
+        for c, cache in sorted(cfg.cache_by_level.items()):
+            rate = f"{cache.hit_rate:.1%}" if cache.queries else "-"
+            t.rows.append(
+                [name, str(c), rate, _f(cache.hits, 0), _f(cache.queries, 0), spread, repeats]
+            )
     tok = run.prompt_tokens
     t.notes.append(
         f"Hit rate = vllm:prefix_cache_hits / vllm:prefix_cache_queries (tokens) summed over the "
-        f"replicas during the GuideLLM load. Prompts: {len(tok)} distinct, "
-        f"{min(tok)}-{max(tok)} tokens (sim tokenizer), working set "
-        f"{sum(tok)} tokens; KV cache per replica {run.kv_blocks} blocks."
+        f"replicas during each level's GuideLLM load (each level: fresh replicas and EPP, then "
+        f"a warm-up sending each distinct prompt once through the same routing). "
+        f"Prompts: {len(tok)} distinct, {min(tok)}-{max(tok)} tokens (sim tokenizer), working "
+        f"set {sum(tok)} tokens; KV cache per replica {run.kv_blocks} blocks. Routing check: "
+        f"short distinct prompts, then one long prompt repeated, before the load."
     )
     return t

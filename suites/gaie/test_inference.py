@@ -26,7 +26,7 @@ class AllChecks:
 
     def check(self, figure: str, measured: float, **kw) -> None:
         try:
-            self.checks.check(figure, measured, **kw)
+            self.slo.check(figure, measured, **kw)
         except AssertionError as exc:
             self.failed.append(str(exc))
 
