@@ -110,3 +110,16 @@ def test_profiles_carry_gaie_thresholds_and_settings():
     assert local.slo.gaie_gateway_overhead_p50_ms == 2.0
     rosa = load_profile("rosa")
     assert rosa.gaie_suite.existing is not None and rosa.gaie_suite.transcripts == 32
+
+
+def test_existing_path_unset_or_unreachable_skips_naming_field_or_address():
+    from pytest_k8sai.clusters.local.processes import free_port
+    from pytest_k8sai.gaie.existing import ExistingPaths
+    from pytest_k8sai.profiles import GaieExisting
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    paths = ExistingPaths(GaieExisting(model="m", direct_url=dead), timeout_s=1)
+    with pytest.raises(pytest.skip.Exception, match=f"GET {dead}/v1/models failed"):
+        paths.url("direct")
+    with pytest.raises(pytest.skip.Exception, match="gaie_suite.existing.random_url"):
+        paths.url("random")
