@@ -17,6 +17,7 @@ OFFLINE = "--force-dummy-tokenizer"
 # Counters in tokens; the sim exposes them without the usual _total suffix, vLLM with it.
 HIT_METRICS = ("vllm:prefix_cache_hits", "vllm:prefix_cache_hits_total")
 QUERY_METRICS = ("vllm:prefix_cache_queries", "vllm:prefix_cache_queries_total")
+SUCCESS_METRIC = "vllm:request_success_total"
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,13 @@ def metric_sum(text: str, name: str) -> float:
 class CacheCounters:
     hits: float
     queries: float
+    # Requests each replica completed (vllm:request_success_total), in replica order: shows
+    # how evenly a configuration spread the work.
+    per_replica: tuple[float, ...] = ()
 
     def __sub__(self, other: CacheCounters) -> CacheCounters:
-        return CacheCounters(self.hits - other.hits, self.queries - other.queries)
+        per = tuple(a - b for a, b in zip(self.per_replica, other.per_replica, strict=False))
+        return CacheCounters(self.hits - other.hits, self.queries - other.queries, per)
 
     @property
     def hit_rate(self) -> float:
@@ -126,8 +131,10 @@ class CacheCounters:
 
 
 def cache_counters(metrics_urls: list[str]) -> CacheCounters:
-    """Prefix-cache hit and query token counters summed over the replicas."""
+    """Prefix-cache hit and query token counters summed over the replicas, and each
+    replica's completed requests."""
     hits = queries = 0.0
+    per: list[float] = []
     for url in metrics_urls:
         status, body = get(url, 2.0)
         if status != 200:
@@ -135,4 +142,5 @@ def cache_counters(metrics_urls: list[str]) -> CacheCounters:
         text = body.decode(errors="replace")
         hits += sum(metric_sum(text, m) for m in HIT_METRICS)
         queries += sum(metric_sum(text, m) for m in QUERY_METRICS)
-    return CacheCounters(hits, queries)
+        per.append(metric_sum(text, SUCCESS_METRIC))
+    return CacheCounters(hits, queries, tuple(per))

@@ -93,7 +93,7 @@ def cache_table(run: RoutingRun) -> Table:
     t = Table(
         "Prefix-cache hits and where the EPP sent requests (routing experiment)",
         ["routing", "concurrency", "hit rate", "hit tokens", "queried tokens",
-         "pods used (check)", "repeats on one pod (check)"],
+         "requests per replica", "pods used (check)", "repeats on one pod (check)"],
     )  # fmt: skip
     for name in ROUTING_CONFIGS:
         cfg = run.configs[name]
@@ -107,9 +107,11 @@ def cache_table(run: RoutingRun) -> Table:
         )
         for c, cache in sorted(cfg.cache_by_level.items()):
             rate = f"{cache.hit_rate:.1%}" if cache.queries else "-"
+            per = " ".join(f"{v:.0f}" for v in cache.per_replica) or "-"
             t.rows.append(
-                [name, str(c), rate, _f(cache.hits, 0), _f(cache.queries, 0), spread, repeats]
-            )
+                [name, str(c), rate, _f(cache.hits, 0), _f(cache.queries, 0), per, spread,
+                 repeats]
+            )  # fmt: skip
     tok = run.prompt_tokens
     t.notes.append(
         f"Hit rate = vllm:prefix_cache_hits / vllm:prefix_cache_queries (tokens) summed over the "
