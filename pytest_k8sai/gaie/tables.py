@@ -20,7 +20,7 @@ def _mean_ci(d: Any) -> str:
 
 
 def _failed(level: Any) -> str:
-    return f"{level.errored}/{level.incomplete}"
+    return f"{level.errored}/{level.incomplete}/{level.not_sent}"
 
 
 def level_of(levels: list[Any], streams: int) -> Any:
@@ -47,7 +47,13 @@ def gateway_probe_table(probe: list[Overhead]) -> Table:
 def overhead_table(run: OverheadRun, levels: list[int]) -> Table:
     t = Table(
         "Inference overhead (paper Fig. 5): mean TTFT ms ±95% CI per concurrency level",
-        ["concurrency", *OVERHEAD_PATHS, "added (iii)-(i) ms", "n per path", "errored/incomplete"],
+        [
+            "concurrency",
+            *OVERHEAD_PATHS,
+            "added (iii)-(i) ms",
+            "n per path",
+            "errored/incomplete/unsent",
+        ],
     )
     for c in levels:
         lv = {p: level_of(run.paths[p].levels, c) for p in OVERHEAD_PATHS}
@@ -69,7 +75,7 @@ def routing_table(run: RoutingRun, levels: list[int], metric: str, title: str) -
     t = Table(
         title,
         ["concurrency", "routing", "mean ±95% CI", "P50", "P95", "P99", "n",
-         "errored/incomplete"],
+         "errored/incomplete/unsent"],
     )  # fmt: skip
     for c in levels:
         for name in ROUTING_CONFIGS:

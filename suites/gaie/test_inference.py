@@ -108,15 +108,15 @@ def _failed_share_checks(checks: AllChecks, gaie, kind: str, runs: dict) -> None
     limit = gaie.profile.slo.gaie_failed_request_share_max
     for name, path_run in runs.items():
         for lv in path_run.levels:
-            failed = lv.errored + lv.incomplete
+            planned = max(lv.planned or 0, lv.total)
             checks.check(
-                f"{kind} {name} c={lv.streams}: errored+incomplete share",
-                failed / lv.total if lv.total else 1.0,
+                f"{kind} {name} c={lv.streams}: errored+incomplete+unsent share",
+                lv.not_successful / planned if planned else 1.0,
                 unit="",
                 threshold=limit,
                 op="<=",
-                n=lv.total,
-                source=f"GuideLLM report: {lv.errored} errored, {lv.incomplete} incomplete",
+                n=planned,
+                source=f"GuideLLM report: {lv.counts()}",
             )
 
 
