@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: install build run test kueue das bench lint up down status
+.PHONY: install build run test kueue das gaie bench lint up down status
 
 install:            ## install the package and its dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev]'
@@ -25,6 +25,9 @@ das: build          ## the GPU slicing suite (paper Tables 5 and 6, Kueue + MIG)
 bench: build        ## the job latency recorder's benchmarks: 10,000 Jobs fed directly and live
 	K8SAI_COLLECTOR_JOBS=10000 $(PYTHON) -m pytest --cluster=local -s --benchmark-only \
 		tests/test_joblatency_bench.py tests/test_joblatency_live_bench.py $(PYTEST_ARGS)
+
+gaie: build         ## the inference suite (paper Fig. 5-7); builds the sim and the EPP on first use
+	$(PYTHON) -m pytest --cluster=local suites/gaie $(PYTEST_ARGS)
 
 lint: install
 	$(PYTHON) -m ruff check .

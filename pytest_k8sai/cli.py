@@ -25,7 +25,8 @@ def _profile_name(args: argparse.Namespace) -> str:
 
 def cmd_build(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    for name, built in Builder(log=lambda m: print(m, file=sys.stderr)).ensure_all().items():
+    builder = Builder(log=lambda m: print(m, file=sys.stderr))
+    for name, built in builder.ensure_all(on_demand=args.inference).items():
         print(f"{name:12} {built.version:10} {built.binaries}")
     print(f"all components ready in {time.monotonic() - started:.1f}s (cache: {cache_root()})")
     return 0
@@ -83,6 +84,13 @@ def parser() -> argparse.ArgumentParser:
     ):
         op = ops.add_parser(name, help=text)
         op.set_defaults(fn=fn)
+        if name == "build":
+            op.add_argument(
+                "--inference",
+                action="store_true",
+                help="also the inference suite's parts (llm-d-inference-sim, EPP), which are "
+                "otherwise built on first use by suites/gaie",
+            )
     return p
 
 

@@ -102,6 +102,20 @@ class Slo(_Strict):
     # Real DAS only: pod creation -> Running for sliced pods, P99; None reports it as INFO.
     das_slice_provisioning_p99_ms: float | None = Field(None, gt=0)
 
+    # Inference suite (paper Fig. 5-7). The local gateway's own added latency, P50 of
+    # time-to-first-byte via the gateway minus direct, at concurrency 1 (local tier only).
+    gaie_gateway_overhead_p50_ms: float = Field(2.0, gt=0)
+    # Mean TTFT added by gateway + InferencePool + EPP over the direct path, per concurrency
+    # level (paper Fig. 5: 3..11 ms).
+    gaie_epp_overhead_ttft_ms_max: float = Field(11.0, gt=0)
+    # Mean TTFT, random over prefix-aware routing, per concurrency level (paper: ~6.25).
+    gaie_ttft_mean_ratio_min: float = Field(2.0, gt=0)
+    # P99 TTFT reduction of prefix-aware against random routing, 1 - P99 ratio (paper: up to
+    # 0.9 in the abstract; Fig. 6 shows P99 up to 20x lower).
+    gaie_ttft_p99_reduction_min: float = Field(0.5, ge=0, le=1)
+    # Share of GuideLLM requests errored or incomplete that a run may have.
+    gaie_failed_request_share_max: float = Field(0.0, ge=0, le=1)
+
 
 class Regression(_Strict):
     """How ``--baseline`` judges tonight against earlier runs (rule: report/compare.py)."""
@@ -156,6 +170,65 @@ class DasSuite(_Strict):
     release_timeout_s: float = Field(120.0, gt=0)
 
 
+class SimReplica(_Strict):
+    """How each llm-d-inference-sim replica behaves (local tier). TTFT = prefill overhead +
+    uncached prompt tokens x prefill time per token (the sim's per-token latency model)."""
+
+    prefill_overhead_ms: float = Field(20.0, ge=0)
+    prefill_time_per_token_ms: float = Field(0.25, ge=0)
+    inter_token_latency_ms: float = Field(2.0, ge=0)
+    max_num_seqs: int = Field(16, ge=1)
+    max_model_len: int = Field(32768, ge=1024, description="prompt + output tokens")
+    block_size: int = Field(16, ge=1)
+    # KV cache per replica as a share of the routing prompts' working set (the paper:
+    # 143,360 tokens per replica against 32 x 8,500 = 272,000 prompt tokens, 0.53).
+    kv_cache_share_of_working_set: float = Field(0.53, gt=0)
+
+
+class GaieExisting(_Strict):
+    """Where the inference paths are on an existing cluster (the platform deploys them)."""
+
+    model: str
+    # (i) the model server's Service (ClusterIP path), (ii) a gateway route without an
+    # InferencePool, (iii) gateway routes whose InferencePool's EPP picks at random, and with
+    # the prefix-cache-aware scorers. Each a base URL such as http://10.0.0.5:80.
+    direct_url: str | None = None
+    gateway_url: str | None = None
+    random_url: str | None = None
+    prefix_aware_url: str | None = None
+    # Model servers' metrics URLs for the prefix-cache hit rate (optional).
+    metrics_urls: list[str] = Field(default_factory=list)
+
+
+class GaieSuite(_Strict):
+    """The inference suite: paper sections 3.3.3 and 4.3 (Figures 5-7)."""
+
+    model: str = Field("Qwen/Qwen3-8B", description="model name served and requested")
+    replicas: int = Field(
+        8, ge=1, le=8, description="routing experiment (InferencePool: <= 8 ports)"
+    )
+    # Experiment 1 (overhead, one replica): concurrency levels and requests per level.
+    overhead_concurrency: list[int] = Field(default_factory=lambda: [1, 4, 8])
+    overhead_requests: int = Field(64, ge=2)
+    overhead_output_tokens: int = Field(16, ge=1)
+    # Experiment 2 (routing), per concurrency level: `transcripts` summarization prompts, each
+    # sent `repetitions` times, with up to `output_tokens` each (defaults: the paper's 32 x 8
+    # requests of whole ~8,500-token transcripts, 512 output tokens).
+    routing_concurrency: list[int] = Field(default_factory=lambda: [1, 4, 16])
+    transcripts: int = Field(32, ge=1)
+    repetitions: int = Field(8, ge=1)
+    max_prompt_tokens: int | None = Field(None, ge=16, description="cut prompts; None: whole")
+    output_tokens: int = Field(512, ge=1)
+    # Sequential requests of the gateway's own overhead check, direct and via the gateway.
+    gateway_probe_requests: int = Field(200, ge=10)
+    # The two EPP configurations (EndpointPickerConfig documents; weights are data).
+    epp_configs: str = Field("manifests/gaie/epp-configs.yaml")
+    sim: SimReplica = Field(default_factory=SimReplica)
+    guidellm_timeout_s: float = Field(300.0, gt=0, description="per GuideLLM run")
+    start_timeout_s: float = Field(30.0, gt=0, description="replica / EPP / gateway start")
+    existing: GaieExisting | None = None
+
+
 class LocalTier(_Strict):
     """Settings of the local provider (plain processes)."""
 
@@ -178,6 +251,7 @@ class Profile(_Strict):
     whisper: WhisperJobs = Field(default_factory=WhisperJobs)
     kueue_suite: KueueSuite = Field(default_factory=KueueSuite)
     das_suite: DasSuite = Field(default_factory=DasSuite)
+    gaie_suite: GaieSuite = Field(default_factory=GaieSuite)
     local: LocalTier = Field(default_factory=LocalTier)
 
     @model_validator(mode="after")

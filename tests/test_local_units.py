@@ -24,7 +24,7 @@ def test_go_output_name_skips_major_version_suffix():
 
 def test_components_are_pinned_and_etcd_is_named_etcd():
     comps = build.load_components()
-    assert set(comps) == {"kubernetes", "etcd", "kwok", "kueue"}
+    assert set(comps) == {"kubernetes", "etcd", "kwok", "kueue", "inference-sim", "epp"}
     for c in comps.values():
         assert c.version.startswith("v") and c.version.count(".") == 2, c
     assert comps["etcd"].binary_name("go.etcd.io/etcd/server/v3") == "etcd"

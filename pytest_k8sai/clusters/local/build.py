@@ -50,6 +50,8 @@ class Component(BaseModel):
     ldflags: list[str] = Field(default_factory=list)
     tags: list[str] = Field(default_factory=list)
     binary_names: dict[str, str] = Field(default_factory=dict)
+    # Built only when a suite asks for it (the inference suite's parts), never by ensure_all.
+    on_demand: bool = False
 
     def binary_name(self, package: str) -> str:
         return self.binary_names.get(package, go_output_name(package))
@@ -61,7 +63,8 @@ class Component(BaseModel):
         return " ".join(["-s", "-w", *flags])
 
     def key(self, go_version: str) -> str:
-        blob = self.model_dump_json() + go_version
+        # on_demand says when to build, not what: it stays out of the key (and old keys hold).
+        blob = self.model_dump_json(exclude={"on_demand"}) + go_version
         return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
@@ -286,5 +289,11 @@ class Builder:
         self.log(f"[k8sai] built {comp.name} {comp.version} in {built.build_seconds:.0f}s")
         return built
 
-    def ensure_all(self) -> dict[str, Built]:
-        return {name: self.ensure(c) for name, c in load_components().items()}
+    def ensure_all(self, *, on_demand: bool = False) -> dict[str, Built]:
+        """Build the cluster's components; ``on_demand`` adds those only some suites need."""
+        comps = load_components().items()
+        return {n: self.ensure(c) for n, c in comps if on_demand or not c.on_demand}
+
+    def ensure_named(self, name: str) -> Built:
+        """Build (or find cached) one component by its components.yaml name."""
+        return self.ensure(load_components()[name])

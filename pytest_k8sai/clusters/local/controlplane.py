@@ -167,4 +167,10 @@ def kwok_args(run: Path, ports: Ports, kubeconfig: Path, stages: str, pod_cidr: 
         f"--server-address=127.0.0.1:{ports.kwok}",
         f"--cidr={pod_cidr}",
         "--node-ip=127.0.0.1",
+        # Node heartbeats go through leases (the heartbeat-with-lease stage refreshes status
+        # only every ~10 min). Without this flag kwok keeps no leases, the node controller
+        # marks the nodes unreachable after its grace period, and their pods go NotReady for
+        # good (KWOK does not set Ready again): long-lived pods such as the inference
+        # replicas then drop out of their InferencePool.
+        "--node-lease-duration-seconds=40",
     ]

@@ -84,8 +84,16 @@ def _load_docs(path: Path) -> list[dict[str, Any]]:
 
 def install_crds(api: client.ApiClient, module_dir: Path, timeout_s: float = 30.0) -> list[str]:
     """Create Kueue's CRDs from the module and wait until discovery serves all of them."""
+    files = sorted((module_dir / CRD_DIR).glob("*.yaml"))
+    return install_crd_files(api, files, "Kueue", timeout_s)
+
+
+def install_crd_files(
+    api: client.ApiClient, files: list[Path], what: str, timeout_s: float = 30.0
+) -> list[str]:
+    """Create the CRDs in ``files`` (409 is fine) and wait until discovery serves them all."""
     ext = client.ApiextensionsV1Api(api)
-    crds = [crd for f in sorted((module_dir / CRD_DIR).glob("*.yaml")) for crd in _load_docs(f)]
+    crds = [crd for f in files for crd in _load_docs(f)]
     names = [crd["metadata"]["name"] for crd in crds]
     for crd in crds:
         try:
@@ -113,7 +121,7 @@ def install_crds(api: client.ApiClient, module_dir: Path, timeout_s: float = 30.
             if wanted[gv] <= listed:
                 del wanted[gv]
         if wanted and time.monotonic() > deadline:
-            raise ClusterError(f"Kueue APIs not in discovery within {timeout_s:.0f}s: {wanted}")
+            raise ClusterError(f"{what} APIs not in discovery within {timeout_s:.0f}s: {wanted}")
         if wanted:
             time.sleep(0.05)
     return names

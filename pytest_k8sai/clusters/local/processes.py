@@ -201,3 +201,13 @@ class Supervisor:
 
     def stop_all(self) -> list[str]:
         return stop(list(reversed(self.records)))
+
+    def stop_matching(self, prefix: str) -> list[str]:
+        """Stop the processes whose names start with ``prefix`` and forget them (so the
+        names can be started again); return the names that needed SIGKILL."""
+        chosen = [r for r in self.records if r.name.startswith(prefix)]
+        killed = stop(list(reversed(chosen)))
+        self.records = [r for r in self.records if r not in chosen]
+        for r in chosen:
+            self._popen.pop(r.name, None)
+        return killed

@@ -1,0 +1,91 @@
+"""The inference experiments on an existing cluster: the platform runs the gateway, the
+InferencePools and their EPPs; the profile names where each path answers
+(``gaie_suite.existing``) and the suite only sends load to them."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pytest_k8sai.gaie.experiments import (
+    OVERHEAD_PATHS,
+    ROUTING_CONFIGS,
+    LoadRunner,
+    OverheadRun,
+    PathRun,
+    RoutingRun,
+    short_dataset,
+)
+from pytest_k8sai.gaie.replicas import cache_counters
+from pytest_k8sai.profiles import GaieExisting, GaieSuite
+
+FIELDS = {
+    "direct": "direct_url",
+    "gateway": "gateway_url",
+    "gateway+pool+epp": "prefix_aware_url",
+    "random": "random_url",
+    "prefix-aware": "prefix_aware_url",
+}
+
+
+class ExistingPaths:
+    def __init__(self, spec: GaieExisting, timeout_s: float) -> None:
+        self.spec = spec
+        self.timeout_s = timeout_s
+
+    def url(self, path: str) -> str:
+        """The base URL of a path; skips the test, naming the field or the address tried, when
+        it is unset or does not answer."""
+        field = FIELDS[path]
+        url = getattr(self.spec, field)
+        if not url:
+            pytest.skip(f"profile field 'gaie_suite.existing.{field}' is unset (path '{path}')")
+        probe = f"{url.rstrip('/')}/v1/models"
+        try:
+            with urllib.request.urlopen(probe, timeout=self.timeout_s):  # noqa: S310
+                pass
+        except urllib.error.HTTPError:
+            pass  # it answered: reachable
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            pytest.skip(f"'{path}' path unreachable: GET {probe} failed ({reason})")
+        return url.rstrip("/")
+
+
+def run_overhead_existing(
+    paths: ExistingPaths, s: GaieSuite, work: Path, load: LoadRunner
+) -> OverheadRun:
+    urls = {p: paths.url(p) for p in OVERHEAD_PATHS}
+    data = short_dataset(work / "overhead-prompts.jsonl", s.overhead_requests,
+                         s.overhead_output_tokens)  # fmt: skip
+    run = OverheadRun(probe=[])  # the local gateway's probe has no meaning here
+    for name, url in urls.items():
+        levels = load(url, data, s.overhead_concurrency, s.overhead_requests, name)
+        run.paths[name] = PathRun(name, url, levels)
+    return run
+
+
+def run_routing_existing(
+    paths: ExistingPaths,
+    s: GaieSuite,
+    prompts: list[str],
+    dataset: Path,
+    requests: int,
+    load: LoadRunner,
+) -> RoutingRun:
+    urls = {c: paths.url(c) for c in ROUTING_CONFIGS}
+    metrics = paths.spec.metrics_urls
+    run = RoutingRun(kv_blocks=0, prompt_tokens=[len(p.split()) for p in prompts])
+    for name, url in urls.items():
+        path = run.configs[name] = PathRun(name, url, [])
+        # The platform's model servers cannot be restarted from here: levels run in sequence
+        # on whatever their caches hold (the README says so).
+        for c in s.routing_concurrency:
+            before = cache_counters(metrics) if metrics else None
+            path.levels += load(url, dataset, [c], requests, f"{name}-c{c}")
+            if before is not None:
+                path.cache_by_level[c] = cache_counters(metrics) - before
+    return run

@@ -1,0 +1,157 @@
+"""The InferencePool and the model-server Pods it selects.
+
+Endpoint layout on the local tier (no container engine): each replica is a Pod on a KWOK node
+whose ``spec.podCIDR`` is a loopback range, so KWOK gives the Pods loopback IPs
+(127.0.1.x), and each llm-d-inference-sim process listens on its own port (the sim binds all
+interfaces, so two sims cannot share a port). The pool lists every replica's port in
+``targetPorts`` and each Pod carries ``inference.networking.k8s.io/active-ports`` with its own
+port, so the EPP sees exactly one endpoint per Pod: ``<pod IP>:<its port>``, reachable on
+loopback. The real EPP discovers them through the apiserver, as on a cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from pytest_k8sai.errors import ClusterError
+from pytest_k8sai.kwok import KWOK_TOLERATION
+from pytest_k8sai.objects import ownership_labels
+
+POOL_GROUP = "inference.networking.k8s.io"
+POOL_VERSION = "v1"
+POOL_PLURAL = "inferencepools"
+POOL_CRD = f"{POOL_PLURAL}.{POOL_GROUP}"
+# In the GAIE module: the CRD of inference.networking.k8s.io (the only one the suite needs).
+POOL_CRD_FILE = "config/crd/bases/inference.networking.k8s.io_inferencepools.yaml"
+ACTIVE_PORTS = "inference.networking.k8s.io/active-ports"
+POD_LABEL = "k8sai.io/inference-pool"
+INFERENCE_NODE = "kwok-inference-0"
+# KWOK hands out Pod IPs from the node's podCIDR: loopback, so test traffic stays on it.
+INFERENCE_POD_CIDR = "127.0.1.0/24"
+
+
+def crd_file(gaie_module: Path) -> Path:
+    return gaie_module / POOL_CRD_FILE
+
+
+def inference_pool(name: str, ports: list[int], epp_service: str, epp_port: int) -> dict[str, Any]:
+    """An InferencePool (v1) selecting the Pods labelled ``POD_LABEL=name``."""
+    if not 1 <= len(ports) <= 8:
+        raise ValueError(f"an InferencePool has 1..8 targetPorts, got {len(ports)}")
+    return {
+        "apiVersion": f"{POOL_GROUP}/{POOL_VERSION}",
+        "kind": "InferencePool",
+        "metadata": {"name": name},
+        "spec": {
+            "selector": {"matchLabels": {POD_LABEL: name}},
+            "targetPorts": [{"number": p} for p in ports],
+            "endpointPickerRef": {
+                "group": "",
+                "kind": "Service",
+                "name": epp_service,
+                "port": {"number": epp_port},
+                "failureMode": "FailClose",
+            },
+        },
+    }
+
+
+def inference_node(run_id: str) -> dict[str, Any]:
+    """A KWOK node for model-server Pods, its podCIDR on loopback."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": INFERENCE_NODE,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": INFERENCE_NODE,
+                **ownership_labels(run_id),
+            },
+        },
+        "spec": {
+            "podCIDR": INFERENCE_POD_CIDR,
+            "podCIDRs": [INFERENCE_POD_CIDR],
+            "taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}],
+        },
+        "status": {
+            "allocatable": {"cpu": "64", "memory": "512Gi", "pods": "110"},
+            "capacity": {"cpu": "64", "memory": "512Gi", "pods": "110"},
+        },
+    }
+
+
+def replica_pod(pool: str, index: int, port: int, model: str, run_id: str) -> dict[str, Any]:
+    """Replica ``index`` of the pool: a Pod on the inference node serving on ``port``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{pool}-{index}",
+            "labels": {POD_LABEL: pool, **ownership_labels(run_id)},
+            "annotations": {ACTIVE_PORTS: str(port)},
+        },
+        "spec": {
+            "nodeName": INFERENCE_NODE,
+            "tolerations": [dict(KWOK_TOLERATION)],
+            "containers": [
+                {
+                    "name": "vllm",
+                    "image": "llm-d-inference-sim",
+                    "args": ["--model", model, "--port", str(port)],
+                    "ports": [{"containerPort": port}],
+                }
+            ],
+        },
+    }
+
+
+def ensure_inference_node(core: client.CoreV1Api, run_id: str) -> bool:
+    """Create the inference node unless it exists; True if this call created it."""
+    try:
+        core.create_node(inference_node(run_id))
+        return True
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        node = core.read_node(INFERENCE_NODE)
+        if node.spec.pod_cidr != INFERENCE_POD_CIDR:
+            raise ClusterError(
+                f"Node {INFERENCE_NODE} exists with podCIDR {node.spec.pod_cidr}, not "
+                f"{INFERENCE_POD_CIDR}; delete it and retry."
+            ) from None
+        return False
+
+
+def wait_pod_ips(
+    core: client.CoreV1Api, namespace: str, names: list[str], timeout_s: float
+) -> dict[str, str]:
+    """Wait until every Pod is Ready with an IP; return name -> IP."""
+    deadline = time.monotonic() + timeout_s
+    ips: dict[str, str] = {}
+    while True:
+        for name in names:
+            if name in ips:
+                continue
+            pod = core.read_namespaced_pod(name, namespace)
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
+            )
+            if ready and pod.status.pod_ip:
+                ips[name] = pod.status.pod_ip
+        if len(ips) == len(names):
+            return ips
+        if time.monotonic() > deadline:
+            waiting = sorted(set(names) - set(ips))
+            raise ClusterError(
+                f"Model-server Pods {waiting} in namespace {namespace} were not Ready with an IP "
+                f"within {timeout_s:.0f}s (KWOK plays their lifecycle on node {INFERENCE_NODE}; "
+                "see the kwok log)."
+            )
+        time.sleep(0.05)

@@ -1,0 +1,161 @@
+"""The inference experiments of the paper (sections 3.3.3 and 4.3): run once per session on
+first use, shared by the tests that check them; tables printed at the end."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_k8sai.gaie.existing import ExistingPaths, run_overhead_existing, run_routing_existing
+from pytest_k8sai.gaie.experiments import OverheadRun, RoutingRun, run_overhead, run_routing
+from pytest_k8sai.gaie.tables import cache_table, gateway_probe_table, overhead_table, routing_table
+from pytest_k8sai.measure.guidellm import GuidellmRun, run_guidellm
+from pytest_k8sai.objects import owned_namespace
+from pytest_k8sai.profiles import GaieSuite, Profile
+from pytest_k8sai.workloads.prompts import PromptSpec, build_requests, write_guidellm_dataset
+from pytest_k8sai.workloads.tokenizer import tokenizer_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.__stderr__, flush=True)
+
+
+def prompt_spec(s: GaieSuite) -> PromptSpec:
+    return PromptSpec(
+        transcripts=s.transcripts,
+        repetitions=s.repetitions,
+        max_prompt_tokens=s.max_prompt_tokens,
+        output_tokens=s.output_tokens,
+    )
+
+
+class InferenceSuite:
+    """The session's experiment runs, made on first request (a failure is reported once)."""
+
+    def __init__(self, cluster: Any, run_id: str, results: Path, namespace: str) -> None:
+        self.cluster = cluster
+        self.profile: Profile = cluster.profile
+        self.settings = self.profile.gaie_suite
+        self.run_id = run_id
+        self.results = results / "gaie"
+        self.results.mkdir(parents=True, exist_ok=True)
+        self.namespace = namespace
+        self.epp_configs = ROOT / self.settings.epp_configs
+        self._done: dict[str, Any] = {}
+        self._failed: dict[str, str] = {}
+
+    @property
+    def local(self) -> bool:
+        return self.profile.provider == "local"
+
+    def load(self, target: str, data: Path, streams: list[int], requests: int, label: str):
+        run = GuidellmRun(
+            target=target,
+            model=self.settings.model,
+            dataset=data,
+            streams=streams,
+            max_requests=requests,
+            tokenizer=tokenizer_dir(),
+            timeout_s=self.settings.guidellm_timeout_s,
+        )
+        report = run_guidellm(run, self.results, name=f"guidellm-{label.replace('+', '-')}")
+        _log(f"[k8sai] gaie: GuideLLM via {label} took {report.wall_s:.1f}s")
+        return report.levels
+
+    def _once(self, key: str, make: Callable[[], Any]) -> Any:
+        if key in self._failed:
+            pytest.fail(f"the {key} experiment failed earlier: {self._failed[key]}", pytrace=False)
+        if key not in self._done:
+            try:
+                self._done[key] = make()
+            except Exception as exc:
+                self._failed[key] = f"{type(exc).__name__}: {exc}"
+                pytest.fail(self._failed[key], pytrace=False)
+        return self._done[key]
+
+    def existing(self) -> ExistingPaths:
+        if self.settings.existing is None:
+            pytest.skip(
+                f"profile '{self.profile.name}' has no gaie_suite.existing section naming the "
+                "gateway, the InferencePool routes and the model server"
+            )
+        return ExistingPaths(self.settings.existing, self.profile.reach.connect_timeout_s)
+
+    def overhead(self) -> OverheadRun:
+        s = self.settings
+
+        def make() -> OverheadRun:
+            if self.local:
+                return run_overhead(
+                    self.cluster, self.namespace, self.run_id, s, self.epp_configs, self.load,
+                    self.results, _log,
+                )  # fmt: skip
+            return run_overhead_existing(self.existing(), s, self.results, self.load)
+
+        return self._once("overhead", make)
+
+    def routing(self) -> RoutingRun:
+        s = self.settings
+
+        def make() -> RoutingRun:
+            spec = prompt_spec(s)
+            data = self.results / "routing-prompts.jsonl"
+            write_guidellm_dataset(spec, data)
+            prompts = list(dict.fromkeys(r.prompt for r in build_requests(spec)))
+            if self.local:
+                return run_routing(
+                    self.cluster, self.namespace, self.run_id, s, self.epp_configs,
+                    prompts, data, spec.requests, self.load, self.results, _log,
+                )  # fmt: skip
+            return run_routing_existing(self.existing(), s, prompts, data, spec.requests, self.load)
+
+        return self._once("routing", make)
+
+    def tables(self) -> list:
+        s = self.settings
+        out = []
+        if ov := self._done.get("overhead"):
+            if ov.probe:
+                out.append(gateway_probe_table(ov.probe))
+            out.append(overhead_table(ov, s.overhead_concurrency))
+        if rt := self._done.get("routing"):
+            out.append(
+                routing_table(
+                    rt,
+                    s.routing_concurrency,
+                    "ttft_ms",
+                    "Routing (paper Fig. 6): TTFT ms, random vs prefix-aware",
+                )
+            )
+            out.append(
+                routing_table(
+                    rt,
+                    s.routing_concurrency,
+                    "e2e_ms",
+                    "Routing (paper Fig. 7): end-to-end latency ms",
+                )
+            )
+            out.append(
+                routing_table(
+                    rt, s.routing_concurrency, "itl_ms", "Routing: inter-token latency ms"
+                )
+            )
+            out.append(cache_table(rt))
+        return out
+
+
+@pytest.fixture(scope="session")
+def gaie(cluster, k8sai_run_id, k8sai_report, k8sai_results_dir) -> Iterator[InferenceSuite]:
+    with owned_namespace(cluster.core, k8sai_run_id) as ns:
+        suite = InferenceSuite(cluster, k8sai_run_id, k8sai_results_dir, ns)
+        try:
+            yield suite
+        finally:
+            for table in suite.tables():
+                k8sai_report.add(table)
