@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Generator
 from pathlib import Path
 
@@ -96,9 +98,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (``timeout``, a CI job cancelled, ``kill``) ends the run as Ctrl-C does, so
+    fixtures tear down: the suite's namespaces and queues are deleted and a local cluster it
+    started is stopped. A handler someone else installed is left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
+        raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    _interrupt_on_sigterm()
     opt = config.option
     try:
         profile = load_profile(opt.cluster)

@@ -420,3 +420,50 @@ def test_capability_missing_on_the_live_cluster_skips_with_its_reason(run, pytes
     result = run("-rs")
     result.assert_outcomes(passed=1, skipped=1)
     result.stdout.fnmatch_lines(["*SKIPPED*CRD clusterqueues.kueue.x-k8s.io not found*"])
+
+
+def test_sigterm_tears_fixtures_down_like_ctrl_c(tmp_path):
+    """`timeout` or a cancelled CI job sends SIGTERM: teardown must still run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    started, torn_down = tmp_path / "started", tmp_path / "torn-down"
+    (tmp_path / "test_slow.py").write_text(
+        "import pathlib, time, pytest\n"
+        "@pytest.fixture\n"
+        "def owned():\n"
+        "    yield\n"
+        f"    pathlib.Path({str(torn_down)!r}).write_text('yes')\n"
+        "def test_slow(owned):\n"
+        f"    pathlib.Path({str(started)!r}).write_text('yes')\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "test_slow.py",
+            "--results-dir",
+            str(tmp_path / "res"),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), "the test never started"
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert torn_down.exists(), out.decode()
+    assert proc.returncode == 2, out.decode()  # pytest's "interrupted"
