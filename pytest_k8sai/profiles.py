@@ -82,8 +82,9 @@ class Slo(_Strict):
     kueue_priority_large_queue_ratio_max: float = Field(1.0, gt=0)
     # GPUs one ClusterQueue must be seen borrowing from its cohort in the 2-CQ setup.
     kueue_borrowed_gpus_min: float = Field(1.0, ge=0)
-    # BestEffortFIFO: share of job pairs created in different seconds (Kueue's FIFO key has
-    # one-second precision) that are admitted in creation order, after the first wave.
+    # BestEffortFIFO: share of job pairs whose Workloads were created in different seconds
+    # (Kueue's FIFO key, creationTimestamp, has one-second precision) that are admitted in
+    # that order, after the first wave.
     kueue_fifo_order_kept_min: float = Field(1.0, ge=0, le=1)
     # Median job run time over median admission+scheduling latency: time compression must
     # leave the platform's own latency small against the work.

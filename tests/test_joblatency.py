@@ -96,6 +96,21 @@ def test_normal_kueue_job():
     assert r.first_admitted == r.last_admitted == 12.0
 
 
+def test_creation_timestamps_of_job_and_workload_are_kept_first_seen():
+    rec = recorder()
+    j = job("a")
+    j["metadata"]["creationTimestamp"] = "2026-11-27T10:00:00Z"
+    wl = workload("a")
+    wl["metadata"]["creationTimestamp"] = "2026-11-27T10:00:01Z"  # Kueue's FIFO key
+    later = workload("a", **ADMITTED)
+    later["metadata"]["creationTimestamp"] = "2026-11-27T10:00:09Z"
+    feed(rec, [(1.0, "Job", "ADDED", j), (1.2, "Workload", "ADDED", wl)])
+    feed(rec, [(2.0, "Workload", "MODIFIED", later)])
+    r = rec.records()["a"]
+    assert r.creation_timestamp == "2026-11-27T10:00:00Z"
+    assert r.workload_creation_timestamp == "2026-11-27T10:00:01Z"
+
+
 def test_incomplete_job_has_no_latencies():
     rec = recorder()
     feed(rec, kueue_job_events("a", 0.0, q=1.0, run=5.0)[:-1])

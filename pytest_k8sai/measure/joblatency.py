@@ -85,6 +85,9 @@ class JobRecord:
     unsuspended: float | None = None  # first time seen with spec.suspend false
     # The API server's creationTimestamp (one-second precision): Kueue's FIFO key.
     creation_timestamp: str | None = None
+    # The Workload's creationTimestamp: Kueue's FIFO key (GetQueueOrderTimestamp), which can
+    # fall in a later second than the Job's when the Workload is created late.
+    workload_creation_timestamp: str | None = None
 
     @property
     def first_admitted(self) -> float | None:
@@ -403,6 +406,8 @@ class JobLatencyRecorder:
             return
         rec = self._record(job, t)
         rec.workload = meta.get("name")
+        if rec.workload_creation_timestamp is None:
+            rec.workload_creation_timestamp = meta.get("creationTimestamp")
         conds = {c.get("type"): c for c in (obj.get("status") or {}).get("conditions") or ()}
         admitted = (
             _is_true(conds, "QuotaReserved")
