@@ -7,14 +7,14 @@ PYTEST_ARGS ?=
 install:            ## install the package and its dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev]'
 
-build: install      ## build (or find cached) etcd, kube-*, kwok and kueue from their Go modules
-	k8sai local build
+build: install      ## build (or find cached) etcd, kube-*, kwok, kueue, the sim and the EPP from their Go modules
+	k8sai local build --inference
 
 run: build          ## the main job: the gating suites against the local cluster
 	$(PYTHON) -m pytest --cluster=local suites/smoke $(PYTEST_ARGS)
 
-test: build lint    ## the project's own tests plus the smoke suite on the local cluster (CI runs this)
-	$(PYTHON) -m pytest --cluster=local tests suites/smoke $(PYTEST_ARGS)
+test: build lint    ## the project's own tests, the smoke and GPU slicing suites on the local cluster (CI runs this)
+	$(PYTHON) -m pytest --cluster=local tests suites/smoke suites/das $(PYTEST_ARGS)
 
 kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
 	$(PYTHON) -m pytest --cluster=local suites/kueue $(PYTEST_ARGS)
