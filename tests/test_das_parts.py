@@ -1,6 +1,6 @@
 """Pure parts of the GPU slicing suite: concurrency from watch records, Kueue quota peaks,
 DAS webhook and AllocationClaim checks, simulated slice nodes, the Table 5 slowdown fixture,
-tables, and profile errors raised before anything is created."""
+tables, JCT plots, and profile errors raised before anything is created."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from pytest_k8sai import das
 from pytest_k8sai.errors import K8saiError
 from pytest_k8sai.experiments.das_runs import (
+    KUEUE_SLICED,
     SLICED,
     WHOLE,
     ArmResult,
@@ -23,7 +24,9 @@ from pytest_k8sai.measure.joblatency import JobRecord, summarize
 from pytest_k8sai.mig.catalogue import CatalogueError
 from pytest_k8sai.mig.slowdown import SLOWDOWN_PATH, load_slowdown
 from pytest_k8sai.profiles import load_profile
+from pytest_k8sai.report import das_plots
 from pytest_k8sai.report.das_tables import LOCAL_NOTE, kueue_table, slicing_table
+from pytest_k8sai.report.plots import PlotLog
 from pytest_k8sai.workloads.jobs import whisper_job
 from pytest_k8sai.workloads.whisper import load_trace
 
@@ -217,3 +220,21 @@ def test_suite_refuses_bad_slicing_profile_before_any_cluster(tmp_path, caps, su
     errors = [line for line in out.stderr.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and expect in errors[0], out.stderr
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_jct_cdfs_per_experiment_in_paper_minutes_with_kueue_on_the_full_trace(tmp_path):
+    results = {
+        ("limited", WHOLE.name): [_arm(WHOLE, 8, 8, [10.0, 14.0])],
+        ("limited", SLICED.name): [_arm(SLICED, 8, 8, [13.0, 17.0])],
+        ("full", WHOLE.name): [_arm(WHOLE, 8, 8, [28.0, 30.0]), _arm(WHOLE, 8, 8, [26.0])],
+        ("full", SLICED.name): [],  # an arm that crashed before its first run: left out
+        ("kueue", KUEUE_SLICED.name): [_arm(KUEUE_SLICED, 28, 28, [18.0, 20.0])],
+    }
+    full = das_plots.jct_series(results, "full", 120.0)
+    assert full == {"Whole GPUs": [56.0, 60.0, 52.0], "MIG slices + Kueue": [36.0, 40.0]}
+    log = PlotLog(tmp_path / "plots")
+    drawn = das_plots.render(log, results, 120.0, simulated=True)
+    assert [p.path.name for p in drawn] == ["das-limited-jct-cdf.png", "das-full-jct-cdf.png"]
+    assert all(p.path.stat().st_size > 10_000 and p.suite == "das" for p in drawn)
+    # Before any run finished there is nothing to draw (and no error).
+    assert das_plots.render(PlotLog(tmp_path / "none"), {}, 120.0, simulated=True) == []

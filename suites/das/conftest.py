@@ -22,6 +22,7 @@ from pytest_k8sai.experiments.das_runs import (
     slice_plan,
 )
 from pytest_k8sai.mig.slowdown import load_slowdown
+from pytest_k8sai.report import das_plots
 from pytest_k8sai.report.das_tables import kueue_table, slicing_table
 from pytest_k8sai.workloads.whisper import load_trace
 
@@ -63,13 +64,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class DasExperiments:
     """Runs of each (experiment, arm), made on first request and kept for the session."""
 
-    def __init__(self, cluster, exps: dict[str, Experiment], run_id: str, runs: int) -> None:
+    def __init__(
+        self, cluster, exps: dict[str, Experiment], run_id: str, runs: int, plots=None
+    ) -> None:
         self.cluster = cluster
         self.exps = exps
         self.run_id = run_id
         self.runs = runs
         self.results: dict[tuple[str, str], list[ArmResult]] = {}
         self.failed: dict[tuple[str, str], str] = {}
+        self.plots = plots  # PlotLog: redrawn after each new run, so a crash keeps them
+
+    def draw(self) -> None:
+        if self.plots is not None:
+            profile = self.cluster.profile
+            das_plots.render(self.plots, self.results, profile.time_compression, profile.simulated)
 
     def get(self, exp_name: str, arm_name: str) -> list[ArmResult]:
         if exp_name not in self.exps:
@@ -95,6 +104,7 @@ class DasExperiments:
             except Exception as exc:
                 self.failed[key] = f"{type(exc).__name__}: {exc}"
                 raise
+            self.draw()
         return done
 
 
@@ -112,7 +122,7 @@ def _live_missing(cluster) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def das_experiments(cluster, k8sai_run_id, k8sai_report, pytestconfig):
+def das_experiments(cluster, k8sai_run_id, k8sai_report, k8sai_plots, pytestconfig):
     profile = cluster.profile
     if not profile.simulated and not profile.whisper.image:
         pytest.skip(
@@ -122,7 +132,7 @@ def das_experiments(cluster, k8sai_run_id, k8sai_report, pytestconfig):
     cluster.missing.update(_live_missing(cluster))
     runs = pytestconfig.getoption("runs") or profile.das_suite.runs
     exps = pytestconfig.stash.get(EXPERIMENTS_KEY, None) or _check_profile(pytestconfig)
-    exp = DasExperiments(cluster, exps, k8sai_run_id, runs)
+    exp = DasExperiments(cluster, exps, k8sai_run_id, runs, plots=k8sai_plots)
     yield exp
     tc = profile.time_compression
     for name in ("limited", "full"):

@@ -29,6 +29,24 @@ def _assert_complete(runs) -> None:
         assert not incomplete, f"{r.experiment}/{r.arm.name} run {r.run}: incomplete {incomplete}"
 
 
+def _mean_jct(slo, prefix: str, runs, time_compression: float) -> list[float]:
+    """INFO: one arm's mean JCT in paper minutes, every job's JCT as samples (for --baseline)."""
+    jct = jct_minutes(runs, time_compression)
+    slo.check(
+        f"{prefix}: mean JCT",
+        statistics.fmean(jct),
+        unit="min",
+        threshold=None,
+        op="<=",
+        n=len(jct),
+        source=f"per job, Job creation -> Complete (watch events), {len(runs)} run(s); "
+        f"paper min = wall s x {time_compression:g} / 60",
+        samples=jct,
+        statistic="mean",
+    )
+    return jct
+
+
 def _where(cluster) -> str:
     if cluster.profile.simulated:
         return "local tier: KWOK slice layout, real kube-scheduler; not DAS"
@@ -53,6 +71,8 @@ def test_slice_cost_with_limited_concurrency(das_experiments, slo):
             n=len(runs),
             source=f"pods Running at once, watch events; all {n_jobs} jobs must run at once so "
             "none waits (paper Table 5: 8 and 8)",
+            samples=[r.peak for r in runs],
+            statistic="min",
         )
     tc = profile.time_compression
     if profile.simulated:
@@ -72,8 +92,10 @@ def test_slice_cost_with_limited_concurrency(das_experiments, slo):
             op="<=",
             n=len(extra),
             source=f"wall ms per job; x{tc:g} in paper time: part of every JCT in the tables",
+            samples=extra,
         )
-    w, s = jct_minutes(whole, tc), jct_minutes(sliced, tc)
+    w = _mean_jct(slo, f"limited, {WHOLE.title}", whole, tc)
+    s = _mean_jct(slo, f"limited, {SLICED.title}", sliced, tc)
     slo.check(
         "limited: mean JCT on slices / on whole GPUs",
         statistics.fmean(s) / statistics.fmean(w),
@@ -94,7 +116,8 @@ def test_slicing_gain_on_full_trace(das_experiments, slo):
     _assert_complete(whole + sliced)
     profile = das_experiments.cluster.profile
     tc = profile.time_compression
-    w, s = jct_minutes(whole, tc), jct_minutes(sliced, tc)
+    w = _mean_jct(slo, f"full trace, {WHOLE.title}", whole, tc)
+    s = _mean_jct(slo, f"full trace, {SLICED.title}", sliced, tc)
     mw, ms = statistics.fmean(w), statistics.fmean(s)
     where = _where(das_experiments.cluster)
     slo.check(
@@ -115,6 +138,8 @@ def test_slicing_gain_on_full_trace(das_experiments, slo):
         op=">=",
         n=len(whole),
         source=f"pods Running at once; planner best {whole[0].best} (paper 8)",
+        samples=[r.peak for r in whole],
+        statistic="max",
     )
     slo.check(
         "full trace, MIG slices: peak concurrent jobs (worst run)",
@@ -124,6 +149,8 @@ def test_slicing_gain_on_full_trace(das_experiments, slo):
         op=">=",
         n=len(sliced),
         source=f"pods Running at once, watch events (paper 25); {where}",
+        samples=[r.peak for r in sliced],
+        statistic="min",
     )
     worst = min(sliced, key=lambda r: r.packing_efficiency)
     slo.check(
@@ -135,6 +162,8 @@ def test_slicing_gain_on_full_trace(das_experiments, slo):
         n=len(sliced),
         source=f"observed peak {worst.peak} / planner's best {worst.best} "
         f"[{worst.layout}] (paper 25 / 28 = 0.89)",
+        samples=[r.packing_efficiency for r in sliced],
+        statistic="min",
     )
 
 
@@ -160,7 +189,10 @@ def test_kueue_admits_slices_within_quota(das_experiments, kueue_installed, slo)
         op=">=",
         n=len(runs),
         source=f"observed peak {worst.peak} / planner's best {worst.best}; quota {worst.quota}",
+        samples=[r.packing_efficiency for r in runs],
+        statistic="min",
     )
+    _mean_jct(slo, "kueue + slices", runs, profile.time_compression)
     queue = queue_minutes(runs, profile.time_compression)
     slo.check(
         "kueue + slices: queue time median",
@@ -171,6 +203,7 @@ def test_kueue_admits_slices_within_quota(das_experiments, kueue_installed, slo)
         n=len(queue),
         source=f"Job creation -> Workload admitted, paper minutes; P95 "
         f"{stats.percentile(queue, 95):.1f} min",
+        samples=queue,
     )
 
 
@@ -240,7 +273,7 @@ def test_das_slice_provisioning_latency(das_experiments, slo):
     ]
     assert lat, "no sliced pod was seen from creation to Running"
     profile = das_experiments.cluster.profile
-    for q in (50, 95):
+    for q, name in ((50, "median"), (95, "p95")):
         slo.check(
             f"DAS slice provisioning P{q} (pod creation -> Running)",
             stats.percentile(lat, q),
@@ -249,6 +282,8 @@ def test_das_slice_provisioning_latency(das_experiments, slo):
             op="<=",
             n=len(lat),
             source="pod watch events on arrival, limited experiment (no job waits)",
+            samples=lat,
+            statistic=name,
         )
     slo.check(
         "DAS slice provisioning P99 (pod creation -> Running)",
@@ -258,4 +293,6 @@ def test_das_slice_provisioning_latency(das_experiments, slo):
         op="<=",
         n=len(lat),
         source="pod watch events on arrival, limited experiment (no job waits)",
+        samples=lat,
+        statistic="p99",
     )
