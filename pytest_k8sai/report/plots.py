@@ -121,7 +121,9 @@ def jct_cdf(
     for label, v in data.items():
         xs = np.sort(v)
         ys = np.arange(1, xs.size + 1) / xs.size
-        (line,) = ax.step(xs, ys, where="post", label=f"{label} (n={xs.size})")
+        # Start at 0 on the smallest value, so the first job shows as a step like the rest.
+        xs_, ys_ = np.concatenate(([xs[0]], xs)), np.concatenate(([0.0], ys))
+        (line,) = ax.step(xs_, ys_, where="post", label=f"{label} (n={xs.size})")
         m = float(np.median(xs))
         ax.axvline(m, color=line.get_color(), ls=":", lw=1)
     ax.set_xlabel(f"job completion time ({unit}); dotted: median")
