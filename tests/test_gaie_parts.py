@@ -123,3 +123,30 @@ def test_existing_path_unset_or_unreachable_skips_naming_field_or_address():
         paths.url("direct")
     with pytest.raises(pytest.skip.Exception, match="gaie_suite.existing.random_url"):
         paths.url("random")
+
+
+def test_plots_draw_each_figure_from_the_request_samples(tmp_path):
+    from pytest_k8sai.gaie import plots as gaie_plots
+    from pytest_k8sai.gaie.experiments import PathRun, RoutingRun
+    from pytest_k8sai.gaie.tables import request_values
+    from pytest_k8sai.measure.guidellm import parse_report
+    from pytest_k8sai.report.plots import PlotLog
+
+    levels = parse_report(Path(__file__).parent / "data" / "guidellm_report_small.json").levels
+    for lv in levels:
+        for metric in ("ttft_ms", "e2e_ms"):
+            values = request_values(lv, metric)
+            assert len(values) == getattr(lv, metric).n
+            assert sum(values) / len(values) == pytest.approx(getattr(lv, metric).mean)
+    log = PlotLog(tmp_path)
+    paths = {name: PathRun(name, "", levels) for name in ("direct", "gateway")}
+    overhead = gaie_plots.render_overhead(log, paths)
+    routing = gaie_plots.render_routing(
+        log, RoutingRun(kv_blocks=0, prompt_tokens=[], configs=paths)
+    )
+    names = [p.path.name for p in overhead + routing]
+    assert names == ["gaie-overhead-ttft.png", "gaie-routing-ttft.png", "gaie-routing-e2e.png"]
+    assert all(p.suite == "gaie" and p.path.stat().st_size > 0 for p in log.plots)
+    points = gaie_plots.latency_points(paths, "ttft_ms", p99=False)
+    assert len(points) == 2 * len(levels) and all(p.p99 is None for p in points)
+    assert gaie_plots.render_overhead(log, {"direct": PathRun("direct", "", [])}) == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from pytest_k8sai.measure.stats import percentile
@@ -63,6 +63,7 @@ class Overhead:
     path_p50_ms: float
     added_p50_ms: float  # P50 of per-pair differences
     added_p95_ms: float
+    added_ms: list[float] = field(default_factory=list, repr=False)  # per-pair differences
 
 
 def added_latency(
@@ -97,6 +98,7 @@ def added_latency(
                 path_p50_ms=percentile(samples[name], 50),
                 added_p50_ms=percentile(diffs, 50),
                 added_p95_ms=percentile(diffs, 95),
+                added_ms=diffs,
             )
         )
     return out

@@ -27,6 +27,16 @@ def level_of(levels: list[Any], streams: int) -> Any:
     return next(lv for lv in levels if lv.streams == streams)
 
 
+def request_values(level: Any, metric: str) -> list[float]:
+    """``metric`` ("ttft_ms", "itl_ms", "e2e_ms") of each successful request of a GuideLLM
+    level: the samples its Distribution of the same name summarises."""
+    return [
+        v
+        for s in level.samples
+        if s.status == "successful" and (v := getattr(s, metric)) is not None
+    ]
+
+
 def gateway_probe_table(probe: list[Overhead]) -> Table:
     t = Table(
         "Local gateway's own added latency (time to first SSE event, concurrency 1)",

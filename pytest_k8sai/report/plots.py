@@ -199,13 +199,19 @@ def latency_vs_concurrency(
         if p99:
             ax.plot(*zip(*p99, strict=True), "--", color=color, lw=1, label=f"{setup} P99")
     if log_y:
+        from matplotlib.ticker import LogFormatter
+
         ax.set_yscale("log")
+        # Plain numbers (30, 400) rather than 3x10^1; minor ticks labelled when few decades.
+        ax.yaxis.set_major_formatter(LogFormatter())
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
     xs = [p.concurrency for p in points]
     if max(xs) / min(xs) >= 8:
-        # Concurrency sweeps double (1, 2, 4, ...): spread them evenly, label them plainly.
+        # Concurrency sweeps double (1, 2, 4, ...): spread them evenly.
         ax.set_xscale("log", base=2)
-        ticks = sorted(set(xs))
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    # Ticks at the measured levels only, labelled plainly.
+    ticks = sorted(set(xs))
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.set_xlabel("concurrency (requests in flight)")
     ax.set_ylabel(f"{metric} ({unit})")
     n_min = min(p.n for p in points)

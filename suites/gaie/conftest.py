@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
+from pytest_k8sai.gaie import plots as gaie_plots
 from pytest_k8sai.gaie.existing import ExistingPaths, run_overhead_existing, run_routing_existing
 from pytest_k8sai.gaie.experiments import OverheadRun, RoutingRun, run_overhead, run_routing
 from pytest_k8sai.gaie.tables import cache_table, gateway_probe_table, overhead_table, routing_table
 from pytest_k8sai.measure.guidellm import GuidellmRun, run_guidellm
 from pytest_k8sai.objects import owned_namespace
 from pytest_k8sai.profiles import GaieSuite, Profile
+from pytest_k8sai.report.plots import PlotLog
 from pytest_k8sai.workloads.prompts import PromptSpec, build_requests, write_guidellm_dataset
 from pytest_k8sai.workloads.tokenizer import tokenizer_dir
 
@@ -38,7 +40,14 @@ def prompt_spec(s: GaieSuite) -> PromptSpec:
 class InferenceSuite:
     """The session's experiment runs, made on first request (a failure is reported once)."""
 
-    def __init__(self, cluster: Any, run_id: str, results: Path, namespace: str) -> None:
+    def __init__(
+        self,
+        cluster: Any,
+        run_id: str,
+        results: Path,
+        namespace: str,
+        plots: PlotLog | None = None,
+    ) -> None:
         self.cluster = cluster
         self.profile: Profile = cluster.profile
         self.settings = self.profile.gaie_suite
@@ -49,6 +58,7 @@ class InferenceSuite:
         self.epp_configs = ROOT / self.settings.epp_configs
         self._done: dict[str, Any] = {}
         self._failed: dict[str, str] = {}
+        self.plots = plots  # drawn as each experiment ends, so its tests carry them in Allure
 
     @property
     def local(self) -> bool:
@@ -77,7 +87,16 @@ class InferenceSuite:
             except Exception as exc:
                 self._failed[key] = f"{type(exc).__name__}: {exc}"
                 pytest.fail(self._failed[key], pytrace=False)
+            self.draw(key)
         return self._done[key]
+
+    def draw(self, key: str) -> None:
+        if self.plots is None:
+            return
+        if key == "overhead":
+            gaie_plots.render_overhead(self.plots, self._done[key].paths)
+        elif key == "routing":
+            gaie_plots.render_routing(self.plots, self._done[key])
 
     def existing(self) -> ExistingPaths:
         if self.settings.existing is None:
@@ -151,9 +170,11 @@ class InferenceSuite:
 
 
 @pytest.fixture(scope="session")
-def gaie(cluster, k8sai_run_id, k8sai_report, k8sai_results_dir) -> Iterator[InferenceSuite]:
+def gaie(
+    cluster, k8sai_run_id, k8sai_report, k8sai_results_dir, k8sai_plots
+) -> Iterator[InferenceSuite]:
     with owned_namespace(cluster.core, k8sai_run_id) as ns:
-        suite = InferenceSuite(cluster, k8sai_run_id, k8sai_results_dir, ns)
+        suite = InferenceSuite(cluster, k8sai_run_id, k8sai_results_dir, ns, k8sai_plots)
         try:
             yield suite
         finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_k8sai.gaie.experiments import OVERHEAD_PATHS, ROUTING_CONFIGS
-from pytest_k8sai.gaie.tables import level_of
+from pytest_k8sai.gaie.tables import level_of, request_values
 
 pytestmark = [pytest.mark.nightly, pytest.mark.requires("inference_gateway")]
 
@@ -100,8 +100,27 @@ def test_local_gateway_adds_little_latency(gaie, slo):
             n=o.n,
             source=f"paired sequential requests vs direct (direct P50 {o.direct_p50_ms:.2f} ms, "
             f"added P95 {o.added_p95_ms:.2f} ms)",
+            samples=o.added_ms,
+            statistic="median",
         )
     checks.done()
+
+
+def _mean_checks(checks: AllChecks, figure: str, level, metric: str) -> None:
+    """An INFO figure per configuration and level: the mean with every request's value as
+    samples, so ``--baseline`` can test tonight's mean against earlier nights'."""
+    d = getattr(level, metric)
+    checks.check(
+        figure,
+        d.mean,
+        unit="ms",
+        threshold=None,
+        op="<=",
+        n=d.n,
+        source=f"GuideLLM, successful requests; {d.brief()}",
+        samples=request_values(level, metric),
+        statistic="mean",
+    )
 
 
 def _failed_share_checks(checks: AllChecks, gaie, kind: str, runs: dict) -> None:
@@ -146,6 +165,8 @@ def test_overhead_of_gateway_and_pool_on_ttft(gaie, slo):
             n=min(direct.n, gw.n),
             source=f"GuideLLM; gateway round robin {gw.brief()}",
         )
+        for p in OVERHEAD_PATHS:
+            _mean_checks(checks, f"overhead c={c} {p}: mean TTFT", lv[p], "ttft_ms")
     _failed_share_checks(checks, gaie, "overhead", run.paths)
     checks.done()
 
@@ -188,6 +209,9 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
             source=f"GuideLLM; mean e2e random {rnd.e2e_ms.mean:.0f} ms, prefix-aware "
             f"{pfx.e2e_ms.mean:.0f} ms",
         )
+        for name, lv in (("random", rnd), ("prefix-aware", pfx)):
+            _mean_checks(checks, f"routing c={c} {name}: mean TTFT", lv, "ttft_ms")
+            _mean_checks(checks, f"routing c={c} {name}: mean e2e latency", lv, "e2e_ms")
     for name in ROUTING_CONFIGS:
         cache = run.configs[name].cache
         if cache is not None and cache.queries:
