@@ -3,8 +3,6 @@ runs per experiment arm, shared by the tests that check it, and the paper-shaped
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
@@ -21,6 +19,7 @@ from pytest_k8sai.experiments.das_runs import (
     run_arm,
     slice_plan,
 )
+from pytest_k8sai.experiments.session_runs import SessionRuns, progress
 from pytest_k8sai.mig.slowdown import load_slowdown
 from pytest_k8sai.report import das_plots
 from pytest_k8sai.report.das_tables import kueue_table, slicing_table
@@ -61,18 +60,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.stash[EXPERIMENTS_KEY] = _check_profile(config)
 
 
-class DasExperiments:
+class DasExperiments(SessionRuns[tuple[str, str], ArmResult]):
     """Runs of each (experiment, arm), made on first request and kept for the session."""
 
     def __init__(
         self, cluster, exps: dict[str, Experiment], run_id: str, runs: int, plots=None
     ) -> None:
+        super().__init__()
         self.cluster = cluster
         self.exps = exps
         self.run_id = run_id
         self.runs = runs
-        self.results: dict[tuple[str, str], list[ArmResult]] = {}
-        self.failed: dict[tuple[str, str], str] = {}
         self.plots = plots  # PlotLog: redrawn after each new run, so a crash keeps them
 
     def draw(self) -> None:
@@ -83,29 +81,13 @@ class DasExperiments:
     def get(self, exp_name: str, arm_name: str) -> list[ArmResult]:
         if exp_name not in self.exps:
             pytest.skip(f"experiment '{exp_name}' is not in profile field das_suite.experiments")
-        key = (exp_name, arm_name)
-        if key in self.failed:
-            pytest.fail(f"{exp_name}/{arm_name} failed earlier: {self.failed[key]}", pytrace=False)
         exp = self.exps[exp_name]
         arm = next(a for a in exp.arms if a.name == arm_name)
-        done = self.results.setdefault(key, [])
-        while len(done) < self.runs:
-            try:
-                done.append(
-                    run_arm(
-                        self.cluster,
-                        exp,
-                        arm,
-                        run=len(done) + 1,
-                        run_id=self.run_id,
-                        log=lambda m: print(m, file=sys.__stderr__, flush=True),
-                    )
-                )
-            except Exception as exc:
-                self.failed[key] = f"{type(exc).__name__}: {exc}"
-                raise
-            self.draw()
-        return done
+
+        def run(number: int) -> ArmResult:
+            return run_arm(self.cluster, exp, arm, run=number, run_id=self.run_id, log=progress)
+
+        return self.runs_of((exp_name, arm_name), self.runs, f"{exp_name}/{arm_name}", run)
 
 
 def _live_missing(cluster) -> dict[str, str]:

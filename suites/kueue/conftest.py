@@ -3,13 +3,12 @@ setup, shared by the tests that check it, and the paper-shaped tables at the end
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from pytest_k8sai.experiments.kueue_runs import RunResult, run_once
+from pytest_k8sai.experiments.session_runs import SessionRuns, progress
 from pytest_k8sai.kueue_setups import Setup, load_setups
 from pytest_k8sai.report import kueue_plots
 from pytest_k8sai.report.kueue_tables import table3, table4
@@ -41,17 +40,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("setup", setups, ids=[s.name for s in setups])
 
 
-class KueueExperiment:
+class KueueExperiment(SessionRuns[str, RunResult]):
     """Runs of each setup, made on first request and kept for the session."""
 
     def __init__(self, cluster, trace: WhisperTrace, run_id: str, runs: int, plots=None) -> None:
+        super().__init__()
         self.cluster = cluster
         self.trace = trace
         self.run_id = run_id
         self.runs = runs
         self.setups = {s.name: s for s in load_setups()}
-        self.results: dict[str, list[RunResult]] = {}
-        self.failed: dict[str, str] = {}
         self.plots = plots  # PlotLog: redrawn after each new run, so every test sees them
 
     def draw(self) -> None:
@@ -62,29 +60,17 @@ class KueueExperiment:
             )
 
     def get(self, name: str, at_least: int | None = None) -> list[RunResult]:
-        if name in self.failed:
-            # A failed setup is reported once; the tests that also need it do not rerun it.
-            pytest.fail(
-                f"setup '{name}' failed earlier in this session: {self.failed[name]}", pytrace=False
+        def run(number: int) -> RunResult:
+            return run_once(
+                self.cluster,
+                self.setups[name],
+                self.trace,
+                run=number,
+                run_id=self.run_id,
+                log=progress,
             )
-        done = self.results.setdefault(name, [])
-        while len(done) < (at_least or self.runs):
-            try:
-                done.append(
-                    run_once(
-                        self.cluster,
-                        self.setups[name],
-                        self.trace,
-                        run=len(done) + 1,
-                        run_id=self.run_id,
-                        log=lambda m: print(m, file=sys.__stderr__, flush=True),
-                    )
-                )
-            except Exception as exc:
-                self.failed[name] = f"{type(exc).__name__}: {exc}"
-                raise
-            self.draw()
-        return done
+
+        return self.runs_of(name, at_least or self.runs, f"setup '{name}'", run)
 
     def ordered_results(self) -> dict[str, list[RunResult]]:
         return {n: self.results[n] for n in self.setups if self.results.get(n)}
