@@ -34,11 +34,14 @@ SIM = "inference-sim"
 EPP = "epp"
 
 
-def parts(log: Log) -> dict[str, Path]:
-    """Build (first use only) or find the sim and the EPP; also where the GAIE module is."""
+def parts(log: Log, versions: dict[str, str] | None = None) -> dict[str, Path]:
+    """Build (first use only) or find the sim and the EPP; also where the GAIE module is.
+    Their versions are added to ``versions`` (a cluster's, so results files name them)."""
     builder = Builder(log=log)
     sim = builder.ensure_named(SIM)
     epp = builder.ensure_named(EPP)
+    if versions is not None:
+        versions.update({SIM: sim.version, EPP: epp.version})
     return {
         "sim": next(iter(sim.binaries.values())),
         "epp": next(iter(epp.binaries.values())),
@@ -65,7 +68,7 @@ class LocalStack:
         self.pool = name
         self.n = replicas
         self.log = log
-        self.bins = parts(log)
+        self.bins = parts(log, cluster.versions)
         # Logs and configs outlive the cluster (they are named in errors): the results dir.
         self.dir = work_dir / name
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from pytest_k8sai.measure.guidellm import GuidellmRun, run_guidellm
 from pytest_k8sai.objects import owned_namespace
 from pytest_k8sai.profiles import GaieSuite, Profile
 from pytest_k8sai.report.plots import PlotLog
+from pytest_k8sai.runstate import get_state
 from pytest_k8sai.workloads.prompts import PromptSpec, build_requests, write_guidellm_dataset
 from pytest_k8sai.workloads.tokenizer import tokenizer_dir
 
@@ -171,7 +172,7 @@ class InferenceSuite:
 
 @pytest.fixture(scope="session")
 def gaie(
-    cluster, k8sai_run_id, k8sai_report, k8sai_results_dir, k8sai_plots
+    cluster, k8sai_run_id, k8sai_report, k8sai_results_dir, k8sai_plots, pytestconfig
 ) -> Iterator[InferenceSuite]:
     with owned_namespace(cluster.core, k8sai_run_id) as ns:
         suite = InferenceSuite(cluster, k8sai_run_id, k8sai_results_dir, ns, k8sai_plots)
@@ -180,3 +181,5 @@ def gaie(
         finally:
             for table in suite.tables():
                 k8sai_report.add(table)
+            # The sim and EPP versions joined the cluster's when they were built or found.
+            get_state(pytestconfig).attach_cluster(cluster)
