@@ -220,6 +220,11 @@ class GaieSuite(_Strict):
     repetitions: int = Field(8, ge=1)
     max_prompt_tokens: int | None = Field(None, ge=16, description="cut prompts; None: whole")
     output_tokens: int = Field(512, ge=1)
+    # Before each routing level, every distinct prompt is sent once through that level's
+    # routing (the caches of a service that has been running), one new request per
+    # `warmup_pace_ms`: twice the EPP's 50 ms metrics refresh, so each pick sees the load of
+    # the previous ones (pytest_k8sai.gaie.routingcheck.warm_up says why). 0: one burst.
+    warmup_pace_ms: float = Field(100.0, ge=0, le=10_000)
     # Sequential requests of the gateway's own overhead check, direct and via the gateway.
     gateway_probe_requests: int = Field(200, ge=10)
     # The two EPP configurations (EndpointPickerConfig documents; weights are data).

@@ -15,6 +15,7 @@ GuideLLM drives the load in both (``load`` below is its runner).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ class PathRun:
     target: str
     levels: list[Any]  # GuideLLM results, one per concurrency level
     cache_by_level: dict[int, CacheCounters] = field(default_factory=dict)
+    # Distinct prompts the warm-up put on each Pod, per level (where the caches start from).
+    warm_by_level: dict[int, Counter[str]] = field(default_factory=dict)
     routing: RoutingSample | None = None
 
     @property
@@ -176,7 +179,9 @@ def run_routing(
                     stack.start_replicas(kv_blocks=kv, tag=f"{name}-c{c}-load")
                 # Steady state, as the paper's back-to-back levels had: each distinct prompt
                 # once, routed by this configuration, before the measured load.
-                warm_up(gw, settings.model, prompts, min(c, len(prompts)))
+                path.warm_by_level[c] = warm_up(
+                    gw, settings.model, prompts, min(c, len(prompts)), settings.warmup_pace_ms / 1e3
+                )
                 before = cache_counters(metrics)
                 log(f"[k8sai] gaie routing: GuideLLM via EPP '{name}' at concurrency {c}")
                 path.levels += load(gw, dataset, [c], requests, f"{name}-c{c}")

@@ -47,20 +47,40 @@ def sample_routing(
     return out
 
 
-def warm_up(gateway_url: str, model: str, prompts: list[str], concurrency: int) -> Counter[str]:
-    """Send each prompt once through the gateway (1 output token), ``concurrency`` at a time:
-    the replicas' caches then hold what this routing configuration puts there, as on a
-    service that has been running. Returns requests per serving Pod."""
+def warm_up(
+    gateway_url: str, model: str, prompts: list[str], concurrency: int, pace_s: float
+) -> Counter[str]:
+    """Send each prompt once through the gateway (1 output token), at most ``concurrency`` at
+    a time and one new request every ``pace_s`` seconds: the replicas' caches then hold what
+    this routing configuration puts there, as on a service that has been running. Returns
+    requests per serving Pod.
+
+    Why paced: a fresh EPP hit by a burst of distinct prompts that share an instruction prefix
+    sends them all to one replica. Its approximate prefix scorer records each pick at once
+    (the shared prefix then scores a little on that replica), while the load it would weigh
+    against that comes from metrics scraped every 50 ms, which a burst outruns. A running
+    service's traffic arrives spread out; the measured load that follows is not paced."""
+    import threading
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
-    def send(chunk: list[str]) -> list[str]:
-        client = StreamClient(gateway_url)
-        try:
-            return [client.first_event_s(model, p, 1)[1].get(POD_HEADER, "?") for p in chunk]
-        finally:
-            client.close()
+    local = threading.local()
+    clients: list[StreamClient] = []
 
-    chunks = [prompts[i::concurrency] for i in range(concurrency)]
-    with ThreadPoolExecutor(concurrency) as pool:
-        pods = [p for part in pool.map(send, chunks) for p in part]
+    def send(prompt: str) -> str:
+        if not hasattr(local, "client"):
+            local.client = StreamClient(gateway_url)
+            clients.append(local.client)
+        return local.client.first_event_s(model, prompt, 1)[1].get(POD_HEADER, "?")
+
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            futures = []
+            for prompt in prompts:
+                futures.append(pool.submit(send, prompt))
+                time.sleep(pace_s)
+            pods = [f.result() for f in futures]
+    finally:
+        for client in clients:
+            client.close()
     return Counter(pods)

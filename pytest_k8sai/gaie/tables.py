@@ -109,7 +109,8 @@ def cache_table(run: RoutingRun) -> Table:
     t = Table(
         "Prefix-cache hits and where the EPP sent requests (routing experiment)",
         ["routing", "concurrency", "hit rate", "hit tokens", "queried tokens",
-         "requests per replica", "pods used (check)", "repeats on one pod (check)"],
+         "requests per replica", "warm-up prompts per pod", "pods used (check)",
+         "repeats on one pod (check)"],
     )  # fmt: skip
     for name in ROUTING_CONFIGS:
         cfg = run.configs[name]
@@ -124,15 +125,18 @@ def cache_table(run: RoutingRun) -> Table:
         for c, cache in sorted(cfg.cache_by_level.items()):
             rate = f"{cache.hit_rate:.1%}" if cache.queries else "-"
             per = " ".join(f"{v:.0f}" for v in cache.per_replica) or "-"
+            warm = cfg.warm_by_level.get(c)
+            warm_s = " ".join(str(v) for _, v in warm.most_common()) if warm else "-"
             t.rows.append(
-                [name, str(c), rate, _f(cache.hits, 0), _f(cache.queries, 0), per, spread,
-                 repeats]
+                [name, str(c), rate, _f(cache.hits, 0), _f(cache.queries, 0), per, warm_s,
+                 spread, repeats]
             )  # fmt: skip
     tok = run.prompt_tokens
     t.notes.append(
         f"Hit rate = vllm:prefix_cache_hits / vllm:prefix_cache_queries (tokens) summed over the "
         f"replicas during each level's GuideLLM load (each level: fresh replicas and EPP, then "
-        f"a warm-up sending each distinct prompt once through the same routing). "
+        f"a warm-up sending each distinct prompt once through the same routing, one new request "
+        f"every warmup_pace_ms; its column lists the pods it used, busiest first). "
         f"Prompts: {len(tok)} distinct, {min(tok)}-{max(tok)} tokens (sim tokenizer), working "
         f"set {sum(tok)} tokens; KV cache per replica {run.kv_blocks} blocks. Routing check: "
         f"short distinct prompts, then one long prompt repeated, before the load."
