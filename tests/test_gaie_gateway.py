@@ -10,11 +10,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 
+import grpc
 import pytest
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
+from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from google.protobuf import struct_pb2
 from openai_sse_server import SseServer
 
@@ -123,3 +126,64 @@ def test_first_valid_endpoint_of_a_list_wins():
     assert first_endpoint("bogus, 127.0.1.2:8001,127.0.1.3:8002") == ("127.0.1.2", 8001)
     with pytest.raises(PickError, match="no valid endpoint"):
         first_endpoint("nonsense")
+
+
+class _RecordingPicker(pb_grpc.ExternalProcessorServicer):
+    """A stand-in for the EPP's ext_proc side: always picks ``endpoint``, echoes the request
+    body, and records every response message the gateway copies to it."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.streams: list[list[pb.ProcessingRequest]] = []
+
+    def Process(self, request_iterator, context):  # noqa: N802 - the gRPC method's name
+        seen: list[pb.ProcessingRequest] = []
+        self.streams.append(seen)
+        for msg in request_iterator:
+            seen.append(msg)
+            kind = msg.WhichOneof("request")
+            if kind == "request_headers":
+                yield _headers_response(self.endpoint)
+            elif kind == "request_body":
+                streamed = pb.StreamedBodyResponse(body=msg.request_body.body, end_of_stream=True)
+                mutation = pb.BodyMutation(streamed_response=streamed)
+                yield pb.ProcessingResponse(
+                    request_body=pb.BodyResponse(response=pb.CommonResponse(body_mutation=mutation))
+                )
+
+
+def test_epp_path_copies_the_whole_response_to_the_picker(two_backends):
+    # Response chunks go to the EPP coalesced; it must still get every byte, in order, and
+    # end_of_stream exactly once, at the end (its completion hooks run on that).
+    backend = two_backends[0]
+    picker = _RecordingPicker(f"127.0.0.1:{backend.port}")
+    server = grpc.server(futures.ThreadPoolExecutor(4))
+    pb_grpc.add_ExternalProcessorServicer_to_server(picker, server)
+    epp_port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    proc, url = _start_gateway(f"--epp=127.0.0.1:{epp_port}")
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=5)
+        body = json.dumps({"model": "stub-model", "prompt": "x", "max_tokens": 12, "stream": True})
+        conn.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        received = resp.read()
+        assert resp.status == 200 and received.rstrip().endswith(b"data: [DONE]")
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+            m.response_body.end_of_stream for s in picker.streams for m in s
+        ):
+            time.sleep(0.02)
+        (stream,) = picker.streams
+        kinds = [m.WhichOneof("request") for m in stream]
+        assert kinds[:3] == ["request_headers", "request_body", "response_headers"]
+        bodies = [m.response_body for m in stream if m.HasField("response_body")]
+        assert kinds[3:] == ["response_body"] * len(bodies)
+        assert [b.end_of_stream for b in bodies] == [False] * (len(bodies) - 1) + [True]
+        # The copy is the upstream body, de-chunked: the same SSE events the client read.
+        assert b"".join(b.body for b in bodies) == received
+        assert backend.completions == 1
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.stop(0)

@@ -167,9 +167,9 @@ class Gateway:
             writer.write(raw)
             await writer.drain()
             if exchange is not None:
-                await exchange.mirror_body(data, end=False)
+                exchange.mirror_body(data, end=False)
         if exchange is not None:
-            await exchange.mirror_body(b"", end=True)
+            exchange.mirror_body(b"", end=True)
         if framed and (head.header("connection") or "").lower() != "close":
             self.pool.put(endpoint, (up_reader, up_writer))
         else:
