@@ -13,8 +13,8 @@ build: install      ## build (or find cached) etcd, kube-*, kwok, kueue, the sim
 run: build          ## the main job: the gating suites against the local cluster
 	$(PYTHON) -m pytest --cluster=local suites/smoke $(PYTEST_ARGS)
 
-test: build lint    ## the project's own tests, the smoke and GPU slicing suites on the local cluster (CI runs this)
-	$(PYTHON) -m pytest --cluster=local tests suites/smoke suites/das $(PYTEST_ARGS)
+test: build lint    ## the project's own tests, the smoke, GPU slicing and inference suites on the local cluster (CI runs this)
+	$(PYTHON) -m pytest --cluster=local tests suites/smoke suites/das suites/gaie $(PYTEST_ARGS)
 
 kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
 	$(PYTHON) -m pytest --cluster=local suites/kueue $(PYTEST_ARGS)
