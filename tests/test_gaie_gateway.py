@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent import futures
 from pathlib import Path
@@ -25,6 +26,7 @@ from pytest_k8sai.clusters.local.processes import free_port
 from pytest_k8sai.gaie.extproc import PickError, _destination, first_endpoint
 from pytest_k8sai.gaie.gateway import ENDPOINT_HEADER
 from pytest_k8sai.gaie.probe import StreamClient
+from pytest_k8sai.gaie.routingcheck import warm_up
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,3 +189,12 @@ def test_epp_path_copies_the_whole_response_to_the_picker(two_backends):
         proc.terminate()
         proc.wait(10)
         server.stop(0)
+
+
+def test_warm_up_sends_each_prompt_once_and_counts_serving_pods(two_backends):
+    backend = two_backends[0]
+    prompts = [f"prompt {i}" for i in range(7)]
+    pods = warm_up(backend.url, "stub-model", prompts, concurrency=3, pace_s=0.0)
+    # The stub names no Pod: every request is counted under "?".
+    assert pods == Counter({"?": 7})
+    assert backend.completions == 7

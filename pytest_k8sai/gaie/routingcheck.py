@@ -3,7 +3,10 @@ that the EPP routed a request does not trust the gateway's word for it."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from pytest_k8sai.gaie.gateway import ENDPOINT_HEADER
@@ -60,10 +63,6 @@ def warm_up(
     (the shared prefix then scores a little on that replica), while the load it would weigh
     against that comes from metrics scraped every 50 ms, which a burst outruns. A running
     service's traffic arrives spread out; the measured load that follows is not paced."""
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
     local = threading.local()
     clients: list[StreamClient] = []
 
