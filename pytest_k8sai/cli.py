@@ -15,8 +15,8 @@ from pytest_k8sai.clusters.local import state
 from pytest_k8sai.clusters.local.build import Builder, cache_root
 from pytest_k8sai.clusters.local.processes import STOP_GRACE_S
 from pytest_k8sai.clusters.local.provider import LocalProvider, stop_cluster
-from pytest_k8sai.errors import K8saiError
-from pytest_k8sai.profiles import load_profile
+from pytest_k8sai.core.errors import K8saiError
+from pytest_k8sai.core.profiles import load_profile
 
 
 def _profile_name(args: argparse.Namespace) -> str:

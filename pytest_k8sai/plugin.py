@@ -11,7 +11,11 @@ import pluggy
 import pytest
 
 from pytest_k8sai.clusters import check_reach_flags
-from pytest_k8sai.errors import K8saiError
+from pytest_k8sai.core.errors import K8saiError
+from pytest_k8sai.core.profiles import REQUIREMENTS, builtin_names, load_profile
+from pytest_k8sai.core.requirements import requirements_of, skip_reason
+from pytest_k8sai.core.runstate import STATE, RunState, check_results_dir, new_run_id
+from pytest_k8sai.core.verdicts import VERDICTS_FILE, VerdictLog, format_verdict_rows
 from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers them
     _k8sai_cluster_requirements,
     cluster,
@@ -23,7 +27,6 @@ from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers
     k8sai_run_id,
     slo,
 )
-from pytest_k8sai.profiles import REQUIREMENTS, builtin_names, load_profile
 from pytest_k8sai.report import allure as allure_out
 from pytest_k8sai.report import junit
 from pytest_k8sai.report.baseline import load_baseline
@@ -32,9 +35,6 @@ from pytest_k8sai.report.plots import PLOTS_DIR, PlotLog
 from pytest_k8sai.report.session import RunReport, command_line, environment
 from pytest_k8sai.report.summary import comparison_lines
 from pytest_k8sai.report.tables import TableLog
-from pytest_k8sai.requirements import requirements_of, skip_reason
-from pytest_k8sai.runstate import STATE, RunState, check_results_dir, new_run_id
-from pytest_k8sai.verdicts import VERDICTS_FILE, VerdictLog, format_verdict_rows
 
 TABLES_FILE = "tables.md"
 _FAILED = pytest.StashKey[bool]()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pytest_k8sai.clusters.base import ClusterProvider
-from pytest_k8sai.errors import ClusterError
-from pytest_k8sai.profiles import Profile
+from pytest_k8sai.core.errors import ClusterError
+from pytest_k8sai.core.profiles import Profile
 
 
 def check_reach_flags(profile: Profile, *, kubeconfig: str | None, context: str | None) -> None:

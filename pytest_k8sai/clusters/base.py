@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from pytest_k8sai.profiles import Profile
+from pytest_k8sai.core.profiles import Profile
 
 # Every object the suite creates carries this label, so cleanup never touches anything else.
 CREATED_BY_LABEL = "k8sai.io/created-by"

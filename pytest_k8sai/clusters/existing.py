@@ -23,8 +23,8 @@ from kubernetes.config.config_exception import ConfigException
 
 from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
 from pytest_k8sai.clusters.kubeconfig import Resolved, resolve_context, resolve_kubeconfig
-from pytest_k8sai.errors import ClusterError
-from pytest_k8sai.profiles import Profile
+from pytest_k8sai.core.errors import ClusterError
+from pytest_k8sai.core.profiles import Profile
 
 T = TypeVar("T")
 

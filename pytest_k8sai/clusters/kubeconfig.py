@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pytest_k8sai.errors import ClusterError
+from pytest_k8sai.core.errors import ClusterError
 
 
 @dataclass(frozen=True)

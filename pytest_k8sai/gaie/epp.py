@@ -9,14 +9,23 @@ from typing import Any
 import grpc
 import yaml
 
-from pytest_k8sai.errors import ProfileError
+from pytest_k8sai.core.data import data_file
+from pytest_k8sai.core.errors import ProfileError
+from pytest_k8sai.core.yamlfiles import read_yaml
 from pytest_k8sai.gaie.replicas import get, metric_sum
-from pytest_k8sai.yamlfiles import read_yaml
 
 CONFIG_NAMES = ("random", "prefix-aware")
 READY_PODS_METRIC = "inference_pool_ready_pods"
 HEALTH_METHOD = "/grpc.health.v1.Health/Check"
 SERVING = b"\x08\x01"  # HealthCheckResponse{status: SERVING}, protobuf wire form
+
+
+DEFAULT_CONFIGS = data_file("gaie", "epp_configs.yaml")
+
+
+def configs_path(setting: str | None) -> Path:
+    """The profile's ``gaie_suite.epp_configs``, or the packaged configurations when unset."""
+    return Path(setting).expanduser().resolve() if setting else DEFAULT_CONFIGS
 
 
 def load_configs(path: Path) -> dict[str, dict[str, Any]]:

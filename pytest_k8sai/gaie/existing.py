@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_k8sai.core.profiles import GaieExisting, GaieSuite
 from pytest_k8sai.gaie.experiments import (
     OVERHEAD_PATHS,
     ROUTING_CONFIGS,
@@ -20,7 +21,6 @@ from pytest_k8sai.gaie.experiments import (
     short_dataset,
 )
 from pytest_k8sai.gaie.replicas import cache_counters
-from pytest_k8sai.profiles import GaieExisting, GaieSuite
 
 FIELDS = {
     "direct": "direct_url",

@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_k8sai.clusters.base import ClusterHandle
+from pytest_k8sai.core.profiles import GaieSuite
 from pytest_k8sai.gaie.epp import load_configs
 from pytest_k8sai.gaie.probe import Overhead, added_latency
 from pytest_k8sai.gaie.replicas import CacheCounters, cache_counters, count_tokens, kv_blocks_for
 from pytest_k8sai.gaie.routingcheck import RoutingSample, sample_routing, warm_up
 from pytest_k8sai.gaie.stack import LocalStack
-from pytest_k8sai.profiles import GaieSuite
 
 Log = Callable[[str], None]
 # (target base URL, dataset file, concurrency levels, requests per level, label) -> results
@@ -73,7 +73,7 @@ class RoutingRun:
 
 def short_dataset(dest: Path, rows: int, output_tokens: int) -> Path:
     """The overhead experiment's prompts: short, all different (no cache effects to speak of).
-    Rows as GuideLLM's JSON dataset reads them (see pytest_k8sai.workloads.prompts)."""
+    Rows as GuideLLM's JSON dataset reads them (see pytest_k8sai.gaie.prompts)."""
     with dest.open("w") as fh:
         for i in range(rows):
             prompt = f"Request {i}: summarize in one sentence why latency matters for chat."

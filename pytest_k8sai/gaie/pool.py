@@ -18,9 +18,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from pytest_k8sai.errors import ClusterError
-from pytest_k8sai.kwok import KWOK_TOLERATION
-from pytest_k8sai.objects import ownership_labels
+from pytest_k8sai.clusters.objects import ownership_labels
+from pytest_k8sai.core.errors import ClusterError
+from pytest_k8sai.workloads.kwok import KWOK_TOLERATION
 
 POOL_GROUP = "inference.networking.k8s.io"
 POOL_VERSION = "v1"

@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from pytest_k8sai.profiles import SimReplica
+from pytest_k8sai.core.profiles import SimReplica
 
 # The sim fetches a Hugging Face tokenizer for real model names unless told not to; the local
 # tier is offline, so it always uses its built-in regex tokenizer.

@@ -21,13 +21,13 @@ from kubernetes.client.rest import ApiException
 
 from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.clusters.local.build import Builder
-from pytest_k8sai.clusters.local.kueue import install_crd_files
+from pytest_k8sai.clusters.local.kueue_manager import install_crd_files
 from pytest_k8sai.clusters.local.processes import Supervisor, free_port
+from pytest_k8sai.clusters.objects import ObjectTracker
+from pytest_k8sai.core.profiles import GaieSuite
 from pytest_k8sai.gaie import epp as eppmod
 from pytest_k8sai.gaie import pool as poolmod
 from pytest_k8sai.gaie.replicas import Replica, get, ready, sim_args, sim_env
-from pytest_k8sai.objects import ObjectTracker
-from pytest_k8sai.profiles import GaieSuite
 
 Log = Callable[[str], None]
 SIM = "inference-sim"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
-from pytest_k8sai.errors import ClusterError
+from pytest_k8sai.core.errors import ClusterError
 
 
 def scrape(

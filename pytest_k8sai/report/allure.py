@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_k8sai.core.verdicts import Verdict, _num
 from pytest_k8sai.report.labels import feature_of, suite_of
 from pytest_k8sai.report.plots import Plot
 from pytest_k8sai.report.results import Environment, Figure, dump_figures
-from pytest_k8sai.verdicts import Verdict, _num
 
 ENVIRONMENT_FILE = "environment.properties"
 # Enough of a component log to see what happened around a failure, small enough to browse.

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from pytest_k8sai.core.yamlfiles import invalid_fields
 from pytest_k8sai.report.results import RESULTS_FILE, SCHEMA, SCHEMA_VERSION, Results
-from pytest_k8sai.yamlfiles import invalid_fields
 
 
 class BaselineError(Exception):

@@ -26,8 +26,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from pytest_k8sai.core.profiles import Regression
 from pytest_k8sai.measure.stats import mann_whitney_u
-from pytest_k8sai.profiles import Regression
 from pytest_k8sai.report.baseline import Baseline
 from pytest_k8sai.report.results import Comparison, Figure, FigureChange
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from pytest_k8sai.verdicts import Verdict, _num
+from pytest_k8sai.core.verdicts import Verdict, _num
 
 PREFIX = "k8sai: "
 _ADDED = pytest.StashKey[int]()

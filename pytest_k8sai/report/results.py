@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from pytest_k8sai.core.verdicts import Op, Statistic, Verdict
 from pytest_k8sai.report.tables import Table
-from pytest_k8sai.verdicts import Op, Statistic, Verdict
 
 SCHEMA = "pytest-k8sai/results"
 SCHEMA_VERSION = 1

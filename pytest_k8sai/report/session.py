@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from pytest_k8sai.clusters.base import ClusterHandle
-from pytest_k8sai.profiles import Profile
+from pytest_k8sai.core.profiles import Profile
+from pytest_k8sai.core.verdicts import VERDICTS_FILE, Verdict, VerdictLog
 from pytest_k8sai.report import allure as allure_out
 from pytest_k8sai.report.baseline import Baseline
 from pytest_k8sai.report.compare import Comparer
@@ -38,7 +39,6 @@ from pytest_k8sai.report.results import (
 )
 from pytest_k8sai.report.summary import SUMMARY_FILE, summary_markdown
 from pytest_k8sai.report.tables import Table, TableLog
-from pytest_k8sai.verdicts import VERDICTS_FILE, Verdict, VerdictLog
 
 GIT_TIMEOUT_S = 5.0
 

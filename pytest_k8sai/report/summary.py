@@ -8,9 +8,9 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from pytest_k8sai.core.verdicts import _num
 from pytest_k8sai.report.results import FigureChange, Results
 from pytest_k8sai.report.tables import Table
-from pytest_k8sai.verdicts import _num
 
 SUMMARY_FILE = "summary.md"
 

@@ -6,10 +6,10 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
-from pytest_k8sai import kwok
-from pytest_k8sai.kueue import PRIORITY_CLASS_LABEL, QUEUE_LABEL
+from pytest_k8sai.core.profiles import Profile
+from pytest_k8sai.kueue.objects import PRIORITY_CLASS_LABEL, QUEUE_LABEL
 from pytest_k8sai.measure.joblatency import MODEL_LABEL
-from pytest_k8sai.profiles import Profile
+from pytest_k8sai.workloads import kwok
 
 T = TypeVar("T")
 

@@ -25,11 +25,12 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pytest_k8sai.errors import K8saiError
-from pytest_k8sai.yamlfiles import read_yaml
+from pytest_k8sai.core.data import data_file
+from pytest_k8sai.core.errors import K8saiError
+from pytest_k8sai.core.yamlfiles import read_yaml
 
 # pytest_k8sai/workloads/whisper.py -> repository root -> fixtures/
-TRACE_PATH = Path(__file__).resolve().parents[2] / "fixtures" / "whisper_trace.yaml"
+TRACE_PATH = data_file("workloads", "whisper_trace.yaml")
 
 
 class _Strict(BaseModel):

@@ -7,9 +7,11 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from pytest_k8sai import das
-from pytest_k8sai.errors import K8saiError
-from pytest_k8sai.experiments.das_runs import (
+from pytest_k8sai.core.errors import K8saiError
+from pytest_k8sai.core.session_runs import SessionRuns, progress
+from pytest_k8sai.das import plots as das_plots
+from pytest_k8sai.das import slices as das
+from pytest_k8sai.das.runs import (
     KUEUE_SLICED,
     SLICED,
     WHOLE,
@@ -19,10 +21,8 @@ from pytest_k8sai.experiments.das_runs import (
     run_arm,
     slice_plan,
 )
-from pytest_k8sai.experiments.session_runs import SessionRuns, progress
-from pytest_k8sai.mig.slowdown import load_slowdown
-from pytest_k8sai.report import das_plots
-from pytest_k8sai.report.das_tables import kueue_table, slicing_table
+from pytest_k8sai.das.slowdown import load_slowdown
+from pytest_k8sai.das.tables import kueue_table, slicing_table
 from pytest_k8sai.workloads.whisper import load_trace
 
 KUEUE_CRD = "clusterqueues.kueue.x-k8s.io"
@@ -32,7 +32,7 @@ EXPERIMENTS_KEY = pytest.StashKey[dict[str, Experiment]]()
 def _check_profile(config: pytest.Config) -> dict[str, Experiment]:
     """Validate the profile's slicing settings against the catalogue before any cluster
     exists: an unknown GPU product or MIG profile is a usage error listing the known ones."""
-    from pytest_k8sai.runstate import get_state
+    from pytest_k8sai.core.runstate import get_state
 
     profile = get_state(config).profile
     exps = experiments(profile, load_trace())

@@ -12,9 +12,9 @@ import statistics
 
 import pytest
 
-from pytest_k8sai.experiments.das_runs import KUEUE_SLICED, SLICED, WHOLE, peak_admitted
+from pytest_k8sai.das.runs import KUEUE_SLICED, SLICED, WHOLE, peak_admitted
+from pytest_k8sai.das.tables import jct_minutes, queue_minutes
 from pytest_k8sai.measure import stats
-from pytest_k8sai.report.das_tables import jct_minutes, queue_minutes
 
 pytestmark = [pytest.mark.pr, pytest.mark.nightly]
 

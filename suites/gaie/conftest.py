@@ -10,19 +10,18 @@ from typing import Any
 
 import pytest
 
+from pytest_k8sai.clusters.objects import owned_namespace
+from pytest_k8sai.core.profiles import GaieSuite, Profile
+from pytest_k8sai.core.runstate import get_state
 from pytest_k8sai.gaie import plots as gaie_plots
+from pytest_k8sai.gaie.epp import configs_path
 from pytest_k8sai.gaie.existing import ExistingPaths, run_overhead_existing, run_routing_existing
 from pytest_k8sai.gaie.experiments import OverheadRun, RoutingRun, run_overhead, run_routing
+from pytest_k8sai.gaie.guidellm import GuidellmRun, run_guidellm
+from pytest_k8sai.gaie.prompts import PromptSpec, build_requests, write_guidellm_dataset
 from pytest_k8sai.gaie.tables import cache_table, gateway_probe_table, overhead_table, routing_table
-from pytest_k8sai.measure.guidellm import GuidellmRun, run_guidellm
-from pytest_k8sai.objects import owned_namespace
-from pytest_k8sai.profiles import GaieSuite, Profile
+from pytest_k8sai.gaie.tokenizer import tokenizer_dir
 from pytest_k8sai.report.plots import PlotLog
-from pytest_k8sai.runstate import get_state
-from pytest_k8sai.workloads.prompts import PromptSpec, build_requests, write_guidellm_dataset
-from pytest_k8sai.workloads.tokenizer import tokenizer_dir
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _log(msg: str) -> None:
@@ -56,7 +55,7 @@ class InferenceSuite:
         self.results = results / "gaie"
         self.results.mkdir(parents=True, exist_ok=True)
         self.namespace = namespace
-        self.epp_configs = ROOT / self.settings.epp_configs
+        self.epp_configs = configs_path(self.settings.epp_configs)
         self._done: dict[str, Any] = {}
         self._failed: dict[str, str] = {}
         self.plots = plots  # drawn as each experiment ends, so its tests carry them in Allure

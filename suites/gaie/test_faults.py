@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from pytest_k8sai.clusters.local.processes import pid_alive
-from pytest_k8sai.errors import ClusterError
+from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.gaie.stack import LocalStack
 
 pytestmark = [pytest.mark.pr, pytest.mark.requires("inference_gateway")]

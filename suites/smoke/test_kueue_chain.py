@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from pytest_k8sai import kueue
+from pytest_k8sai.clusters.objects import ObjectTracker
+from pytest_k8sai.kueue import objects as kueue
 from pytest_k8sai.measure import prometheus
 from pytest_k8sai.measure.podphases import PodPhaseRecorder
-from pytest_k8sai.objects import ObjectTracker
 from pytest_k8sai.workloads.jobs import gpu_job
 
 pytestmark = [pytest.mark.pr, pytest.mark.conformance, pytest.mark.requires("kueue", "gpu")]

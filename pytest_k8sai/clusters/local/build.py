@@ -22,9 +22,10 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from pytest_k8sai.errors import BuildError
+from pytest_k8sai.core.data import data_file
+from pytest_k8sai.core.errors import BuildError
 
-COMPONENTS_FILE = Path(__file__).with_name("components.yaml")
+COMPONENTS_FILE = data_file("clusters", "local", "components.yaml")
 MIN_GO = (1, 26)
 PROGRESS_EVERY_S = 10.0
 

@@ -10,10 +10,10 @@ import yaml
 from kubernetes import client
 
 from pytest_k8sai.clusters.base import CREATED_BY_LABEL, CREATED_BY_VALUE
-from pytest_k8sai.profiles import GpuNodes
+from pytest_k8sai.core.profiles import GpuNodes
 
 # Stage sets from the kwok module: fast node start-up, lease heartbeats, and the "general" pod
-# lifecycle whose delays are read from each pod's annotations (see pytest_k8sai.kwok).
+# lifecycle whose delays are read from each pod's annotations (see pytest_k8sai.workloads.kwok).
 STAGE_DIRS = (
     "kustomize/stage/node/fast",
     "kustomize/stage/node/heartbeat-with-lease",

@@ -22,7 +22,7 @@ import urllib3
 from kubernetes.client.rest import ApiException
 from pydantic import BaseModel
 
-from pytest_k8sai.errors import ClusterError
+from pytest_k8sai.core.errors import ClusterError
 
 # Data dies with the cluster, so a graceful drain buys nothing: a short grace, then SIGKILL.
 STOP_GRACE_S = 1.0

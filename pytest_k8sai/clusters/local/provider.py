@@ -16,12 +16,12 @@ from kubernetes import client, config
 
 from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
 from pytest_k8sai.clusters.local import controlplane as cp
-from pytest_k8sai.clusters.local import kueue, kwok_nodes, state
+from pytest_k8sai.clusters.local import kueue_manager, kwok_nodes, state
 from pytest_k8sai.clusters.local.build import Builder, Built, cache_root
 from pytest_k8sai.clusters.local.pki import Pki, create_pki, new_token
 from pytest_k8sai.clusters.local.processes import Supervisor
-from pytest_k8sai.errors import ClusterError
-from pytest_k8sai.profiles import Profile
+from pytest_k8sai.core.errors import ClusterError
+from pytest_k8sai.core.profiles import Profile
 
 Log = Callable[[str], None]
 METRICS_USER = "k8sai-metrics"
@@ -188,12 +188,15 @@ class LocalProvider(ClusterProvider):
         )
         api = config.new_client_from_config(config_file=str(kubeconfig))
         try:
-            kueue.install_crds(api, builds["kueue"].module_dir)
+            kueue_manager.install_crds(api, builds["kueue"].module_dir)
             mark("kueue-crds")
-            client.CoreV1Api(api).create_namespace({"metadata": {"name": kueue.NAMESPACE}})
-            kueue.install_metrics_cert(pki)
-            kcfg = kueue.write_config(self.run_dir, ports, pki)
-            start("kueue", kueue.manager_args(kcfg, kubeconfig, self.profile.local.kueue_log_level))
+            client.CoreV1Api(api).create_namespace({"metadata": {"name": kueue_manager.NAMESPACE}})
+            kueue_manager.install_metrics_cert(pki)
+            kcfg = kueue_manager.write_config(self.run_dir, ports, pki)
+            start(
+                "kueue",
+                kueue_manager.manager_args(kcfg, kubeconfig, self.profile.local.kueue_log_level),
+            )
             nodes = kwok_nodes.create_gpu_nodes(api, self.profile.capabilities.gpu_nodes)
             healthz = {
                 "kube-controller-manager": f"https://127.0.0.1:{ports.controller_manager}/healthz",
@@ -210,9 +213,9 @@ class LocalProvider(ClusterProvider):
                 "GET /readyz (webhook server started)",
             )
             mark("kueue")
-            kueue.register_webhooks(
+            kueue_manager.register_webhooks(
                 api,
-                kueue.webhook_configurations(
+                kueue_manager.webhook_configurations(
                     builds["kueue"].module_dir, ports, pki.ca_crt.read_bytes()
                 ),
             )

@@ -1,0 +1,336 @@
+"""Cluster profiles: what a cluster is, how to reach it, what it has and what to expect of it.
+
+A profile is YAML written by a user (or shipped in ``pytest_k8sai/profiles``). Every field is
+validated by pydantic; a wrong field becomes one ProfileError that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pytest_k8sai.core.data import data_dir
+from pytest_k8sai.core.errors import ProfileError
+from pytest_k8sai.core.yamlfiles import invalid_fields, read_yaml
+
+BUILTIN_DIR = data_dir("core", "profiles")
+LOCAL_CLUSTER_ENV = "K8SAI_LOCAL_CLUSTER"
+
+# Names a test may use in @pytest.mark.requires(...); each maps to a capability check below.
+REQUIREMENTS = ("gpu", "mig", "kueue", "das", "inference_gateway")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Reach(_Strict):
+    """How to reach an existing cluster (ignored by providers that create their own)."""
+
+    kubeconfig: str | None = Field(None, description="path; default: $KUBECONFIG or ~/.kube/config")
+    context: str | None = Field(None, description="kubeconfig context; default: the current one")
+    connect_timeout_s: float = Field(10.0, gt=0, le=60)
+
+
+class GpuNodes(_Strict):
+    """The GPU nodes a cluster has (the local tier creates them as KWOK nodes)."""
+
+    count: int = Field(1, ge=0, le=1000)
+    product: str = "NVIDIA-A100-SXM4-40GB"
+    gpus_per_node: int = Field(8, ge=1, le=64)
+    # Extended resources per node besides nvidia.com/gpu, e.g. MIG slices in the mixed strategy.
+    extra_resources: dict[str, int] = Field(default_factory=dict)
+    cpu: str = "96"
+    memory: str = "1Ti"
+    max_pods: int = Field(110, ge=1)
+
+
+class Mig(_Strict):
+    enabled: bool = False
+    strategy: Literal["mixed", "single"] = "mixed"
+
+
+class Capabilities(_Strict):
+    """What the cluster has; tests marked requires(NAME) are skipped when it lacks NAME."""
+
+    gpu_nodes: GpuNodes = Field(default_factory=GpuNodes)
+    mig: Mig = Field(default_factory=Mig)
+    kueue: bool = True
+    das: bool = False
+    inference_gateway: bool = False
+
+    def has(self, requirement: str) -> bool:
+        checks = {
+            "gpu": self.gpu_nodes.count > 0,
+            "mig": self.mig.enabled,
+            "kueue": self.kueue,
+            "das": self.das,
+            "inference_gateway": self.inference_gateway,
+        }
+        return checks[requirement]
+
+
+class Slo(_Strict):
+    """SLO thresholds. Suites read them from here so that thresholds are data, never code."""
+
+    kueue_admission_attempt_p99_ms: float = Field(25.0, gt=0)
+    # Paper orderings, as ratios so they hold at any time scale (paper: 51.1/62.5 = 0.82).
+    kueue_preemption_makespan_ratio_max: float = Field(1.0, gt=0)
+    # Large jobs' median queue time, + Priority over BestEffortFIFO (paper: 10.2/17.3 = 0.59).
+    kueue_priority_large_queue_ratio_max: float = Field(1.0, gt=0)
+    # GPUs one ClusterQueue must be seen borrowing from its cohort in the 2-CQ setup.
+    kueue_borrowed_gpus_min: float = Field(1.0, ge=0)
+    # BestEffortFIFO: share of job pairs whose Workloads were created in different seconds
+    # (Kueue's FIFO key, creationTimestamp, has one-second precision) that are admitted in
+    # that order, after the first wave.
+    kueue_fifo_order_kept_min: float = Field(1.0, ge=0, le=1)
+    # Median job run time over median admission+scheduling latency: time compression must
+    # leave the platform's own latency small against the work.
+    kueue_duration_latency_ratio_min: float = Field(20.0, gt=0)
+    # How far a pod's observed run time may stray from the duration written on it.
+    kwok_duration_tolerance_ms: float = Field(1500.0, gt=0)
+    # GPU slicing suite (paper Tables 5 and 6). Mean JCT gain of the full trace on slices over
+    # whole GPUs, (whole - sliced) / whole (paper: (28 - 18) / 28 = 0.36).
+    das_jct_gain_min: float = Field(0.36, ge=0, le=1)
+    # Peak concurrent jobs on slices, full trace (paper: 25 on 8 A100s, up from 8).
+    das_concurrency_min: float = Field(25.0, ge=0)
+    # Observed peak concurrency / the planner's best packing (paper: 25 / 28 = 0.89).
+    das_packing_efficiency_min: float = Field(0.89, ge=0, le=1)
+    # Table 5, no waiting: mean JCT on slices / on whole GPUs (paper: 17 / 14 = 1.21).
+    das_slice_jct_ratio_max: float = Field(1.3, gt=0)
+    # Real DAS only: pod creation -> Running for sliced pods, P99; None reports it as INFO.
+    das_slice_provisioning_p99_ms: float | None = Field(None, gt=0)
+
+    # Inference suite (paper Fig. 5-7). The local gateway's own added latency, P50 of
+    # time-to-first-byte via the gateway minus direct, at concurrency 1 (local tier only).
+    gaie_gateway_overhead_p50_ms: float = Field(2.0, gt=0)
+    # Mean TTFT added by gateway + InferencePool + EPP over the direct path, per concurrency
+    # level (paper Fig. 5: 3..11 ms).
+    gaie_epp_overhead_ttft_ms_max: float = Field(11.0, gt=0)
+    # Mean TTFT, random over prefix-aware routing, per concurrency level (paper: ~6.25).
+    gaie_ttft_mean_ratio_min: float = Field(2.0, gt=0)
+    # P99 TTFT reduction of prefix-aware against random routing, 1 - P99 ratio (paper: up to
+    # 0.9 in the abstract; Fig. 6 shows P99 up to 20x lower).
+    gaie_ttft_p99_reduction_min: float = Field(0.5, ge=0, le=1)
+    # Share of GuideLLM requests errored or incomplete that a run may have.
+    gaie_failed_request_share_max: float = Field(0.0, ge=0, le=1)
+
+
+class Regression(_Strict):
+    """How ``--baseline`` judges tonight against earlier runs (rule: report/compare.py)."""
+
+    # Smallest relative change of a figure's statistic that counts as a regression.
+    tolerance_pct: float = Field(10.0, ge=0)
+    # 1 - confidence of the bootstrap interval of the difference.
+    alpha: float = Field(0.05, gt=0, lt=1)
+    # Raw samples needed on each side for a test; fewer: the change is shown, not judged.
+    min_samples: int = Field(10, ge=2)
+    bootstrap_resamples: int = Field(2000, ge=100, le=100_000)
+    seed: int = 0  # the bootstrap's generator, so a comparison is reproducible
+    # A regression makes the run exit 1 (as a failed SLO does).
+    fail_run: bool = True
+
+
+class WhisperJobs(_Strict):
+    """How the Whisper transcription Jobs run. On simulated tiers (KWOK) nothing runs and the
+    image is never pulled; on a real cluster these name the container that transcribes."""
+
+    image: str | None = None
+    # Templated per job with {name}, {model} and {audio_seconds}.
+    command: list[str] = Field(default_factory=list)
+
+
+class KueueSuite(_Strict):
+    runs: int = Field(1, ge=1, le=50, description="repetitions per setup; --runs overrides")
+    setups: list[str] | None = Field(None, description="setup names to run; default all")
+    job_timeout_s: float = Field(900.0, gt=0, description="per run, wall clock")
+    # Jobs are submitted at this rate, as the paper's kube-burner creates objects at a set QPS;
+    # 0 submits them back to back.
+    submit_qps: float = Field(20.0, ge=0)
+
+
+class DasSuite(_Strict):
+    """The GPU slicing suite: whole GPUs vs MIG slices (paper section 4.2)."""
+
+    runs: int = Field(1, ge=1, le=50, description="repetitions per experiment; --runs overrides")
+    # Which MIG profile each Whisper model's jobs ask for (paper: medium 1g.5gb, large 3g.20gb
+    # on A100-40GB; on 80 GB GPUs e.g. 1g.10gb and 3g.40gb). Checked against the catalogue.
+    slices: dict[str, str] = Field(default_factory=lambda: {"medium": "1g.5gb", "large": "3g.20gb"})
+    # Table 5: this many jobs of each model (paper: 4 + 4 = 8, so none waits).
+    limited_jobs_per_model: int = Field(4, ge=1)
+    # The resource a whole-GPU job asks for. With DAS managing every GPU, a full-GPU MIG
+    # profile (e.g. nvidia.com/mig-7g.40gb) is the nearest whole-GPU baseline.
+    whole_gpu_resource: str = "nvidia.com/gpu"
+    job_timeout_s: float = Field(900.0, gt=0, description="per run, wall clock")
+    submit_qps: float = Field(20.0, ge=0)
+    experiments: list[str] | None = Field(None, description="experiment names; default all")
+    # Real DAS: where its AllocationClaims live, and how long slices may take to be released.
+    das_namespace: str = "das-operator"
+    release_timeout_s: float = Field(120.0, gt=0)
+
+
+class SimReplica(_Strict):
+    """How each llm-d-inference-sim replica behaves (local tier). TTFT = prefill overhead +
+    uncached prompt tokens x prefill time per token (the sim's per-token latency model)."""
+
+    prefill_overhead_ms: float = Field(20.0, ge=0)
+    prefill_time_per_token_ms: float = Field(0.25, ge=0)
+    inter_token_latency_ms: float = Field(2.0, ge=0)
+    max_num_seqs: int = Field(16, ge=1)
+    max_model_len: int = Field(32768, ge=1024, description="prompt + output tokens")
+    block_size: int = Field(16, ge=1)
+    # KV cache per replica as a share of the routing prompts' working set (the paper:
+    # 143,360 tokens per replica against 32 x 8,500 = 272,000 prompt tokens, 0.53).
+    kv_cache_share_of_working_set: float = Field(0.53, gt=0)
+
+
+class GaieExisting(_Strict):
+    """Where the inference paths are on an existing cluster (the platform deploys them)."""
+
+    model: str
+    # (i) the model server's Service (ClusterIP path), (ii) a gateway route without an
+    # InferencePool, (iii) gateway routes whose InferencePool's EPP picks at random, and with
+    # the prefix-cache-aware scorers. Each a base URL such as http://10.0.0.5:80.
+    direct_url: str | None = None
+    gateway_url: str | None = None
+    random_url: str | None = None
+    prefix_aware_url: str | None = None
+    # Model servers' metrics URLs for the prefix-cache hit rate (optional).
+    metrics_urls: list[str] = Field(default_factory=list)
+
+
+class GaieSuite(_Strict):
+    """The inference suite: paper sections 3.3.3 and 4.3 (Figures 5-7)."""
+
+    model: str = Field("Qwen/Qwen3-8B", description="model name served and requested")
+    replicas: int = Field(
+        8, ge=1, le=8, description="routing experiment (InferencePool: <= 8 ports)"
+    )
+    # Experiment 1 (overhead, one replica): concurrency levels and requests per level.
+    overhead_concurrency: list[int] = Field(default_factory=lambda: [1, 4, 8])
+    overhead_requests: int = Field(64, ge=2)
+    overhead_output_tokens: int = Field(16, ge=1)
+    # Experiment 2 (routing), per concurrency level: `transcripts` summarization prompts, each
+    # sent `repetitions` times, with up to `output_tokens` each (defaults: the paper's 32 x 8
+    # requests of whole ~8,500-token transcripts, 512 output tokens).
+    routing_concurrency: list[int] = Field(default_factory=lambda: [1, 4, 16])
+    transcripts: int = Field(32, ge=1)
+    repetitions: int = Field(8, ge=1)
+    max_prompt_tokens: int | None = Field(None, ge=16, description="cut prompts; None: whole")
+    output_tokens: int = Field(512, ge=1)
+    # Before each routing level, every distinct prompt is sent once through that level's
+    # routing (the caches of a service that has been running), one new request per
+    # `warmup_pace_ms`: twice the EPP's 50 ms metrics refresh, so each pick sees the load of
+    # the previous ones (pytest_k8sai.gaie.routingcheck.warm_up says why). 0: one burst.
+    warmup_pace_ms: float = Field(100.0, ge=0, le=10_000)
+    # Sequential requests of the gateway's own overhead check, direct and via the gateway.
+    gateway_probe_requests: int = Field(200, ge=10)
+    # The two EPP configurations (EndpointPickerConfig documents; weights are data). Unset: the
+    # packaged pytest_k8sai/gaie/epp_configs.yaml; a relative path is taken from the directory
+    # pytest runs in.
+    epp_configs: str | None = None
+    sim: SimReplica = Field(default_factory=SimReplica)
+    guidellm_timeout_s: float = Field(300.0, gt=0, description="per GuideLLM run")
+    start_timeout_s: float = Field(30.0, gt=0, description="replica / EPP / gateway start")
+    existing: GaieExisting | None = None
+
+
+class LocalTier(_Strict):
+    """Settings of the local provider (plain processes)."""
+
+    cluster_name: str = Field("local", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    kueue_log_level: int = Field(2, ge=0, le=10)
+    start_timeout_s: float = Field(120.0, gt=0)
+    pod_cidr: str = "10.0.0.0/16"
+
+
+class Profile(_Strict):
+    name: str
+    description: str = ""
+    provider: Literal["local", "existing", "kind"]
+    reach: Reach = Field(default_factory=Reach)
+    capabilities: Capabilities = Field(default_factory=Capabilities)
+    # Paper seconds per wall-clock second: 60 turns a paper minute into one second.
+    time_compression: float = Field(1.0, gt=0)
+    slo: Slo = Field(default_factory=Slo)
+    regression: Regression = Field(default_factory=Regression)
+    whisper: WhisperJobs = Field(default_factory=WhisperJobs)
+    kueue_suite: KueueSuite = Field(default_factory=KueueSuite)
+    das_suite: DasSuite = Field(default_factory=DasSuite)
+    gaie_suite: GaieSuite = Field(default_factory=GaieSuite)
+    local: LocalTier = Field(default_factory=LocalTier)
+
+    @model_validator(mode="after")
+    def _mig_needs_gpus(self) -> Profile:
+        if self.capabilities.mig.enabled and self.capabilities.gpu_nodes.count == 0:
+            raise ValueError("capabilities.mig.enabled needs capabilities.gpu_nodes.count > 0")
+        return self
+
+    @property
+    def total_gpus(self) -> int:
+        g = self.capabilities.gpu_nodes
+        return g.count * g.gpus_per_node
+
+    @property
+    def simulated(self) -> bool:
+        """Pods run on KWOK nodes for the time written on them (no containers run)."""
+        return self.provider == "local"
+
+    def lacks(self, requirement: str) -> bool:
+        return not self.capabilities.has(requirement)
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def _format_validation(source: str, err: ValidationError) -> str:
+    return f"Profile {source} is invalid: {invalid_fields(err)}."
+
+
+def parse_profile(data: object, source: str) -> Profile:
+    """Validate already-loaded YAML data; ``source`` names the file in errors."""
+    if not isinstance(data, dict):
+        raise ProfileError(
+            f"Profile {source} must be a YAML mapping with at least 'name' and 'provider', "
+            f"but it holds {type(data).__name__}."
+        )
+    try:
+        return Profile.model_validate(data)
+    except ValidationError as err:
+        raise ProfileError(_format_validation(source, err)) from None
+
+
+def load_profile(spec: str) -> Profile:
+    """Load a built-in profile by name (``local``, ``rosa``) or a profile file by path."""
+    path = Path(spec)
+    if spec in builtin_names():
+        path = BUILTIN_DIR / f"{spec}.yaml"
+    elif not (path.suffix in (".yaml", ".yml") or path.exists()):
+        raise ProfileError(
+            f"--cluster={spec}: no built-in profile of that name (known: "
+            f"{', '.join(builtin_names())}) and no such profile file."
+        )
+    try:
+        data = read_yaml(path, "Profile", ProfileError)
+    except ProfileError as exc:
+        raise ProfileError(f"--cluster={spec}: {exc}") from None
+    return with_env_overrides(parse_profile(data, str(path)))
+
+
+def with_env_overrides(profile: Profile) -> Profile:
+    """$K8SAI_LOCAL_CLUSTER names the local cluster, so parallel jobs on one machine (CI
+    shards, a developer's kept cluster beside a test run) do not share one."""
+    name = os.environ.get(LOCAL_CLUSTER_ENV)
+    if not name:
+        return profile
+    try:
+        local = LocalTier.model_validate({**profile.local.model_dump(), "cluster_name": name})
+    except ValidationError as err:
+        raise ProfileError(
+            f"${LOCAL_CLUSTER_ENV}={name!r} is invalid: {invalid_fields(err)}."
+        ) from None
+    return profile.model_copy(update={"local": local})

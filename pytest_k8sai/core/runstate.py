@@ -1,0 +1,95 @@
+"""Per-session state the plugin computes once and the fixtures read (kept on ``config.stash``)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_k8sai.clusters.base import ClusterHandle
+from pytest_k8sai.core.errors import K8saiError
+from pytest_k8sai.core.profiles import Profile
+from pytest_k8sai.core.verdicts import VerdictLog
+from pytest_k8sai.report.plots import PlotLog
+from pytest_k8sai.report.session import RunReport
+from pytest_k8sai.report.tables import TableLog
+
+# Free space a run needs under --results-dir: results.json with raw samples, plots and logs.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class RunState:
+    profile: Profile
+    run_id: str
+    results_dir: Path
+    kubeconfig: str | None
+    context: str | None
+    keep_cluster: bool
+    verdicts: VerdictLog
+    tables: TableLog
+    # Lines for the end-of-run summary (kept kubeconfig, where logs went, cleanup problems).
+    notes: list[str] = field(default_factory=list)
+    plots: PlotLog = field(default_factory=lambda: PlotLog(None))
+    # results.json, the baseline comparison and summary.md (None in sessions without them).
+    report: RunReport | None = None
+    cluster: ClusterHandle | None = None
+
+    def attach_cluster(self, handle: ClusterHandle) -> None:
+        """The cluster is up: its versions go into the results file."""
+        self.cluster = handle
+        if self.report is not None:
+            self.report.on_cluster(handle)
+
+
+STATE = pytest.StashKey[RunState]()
+
+
+def get_state(config: pytest.Config) -> RunState:
+    try:
+        return config.stash[STATE]
+    except KeyError:
+        raise pytest.UsageError(
+            "pytest-k8sai fixtures were requested but the k8sai plugin did not configure this "
+            "session; load it with '-p pytest_k8sai.plugin' or install the pytest-k8sai package."
+        ) from None
+
+
+def new_run_id() -> str:
+    """UTC timestamp plus a short random suffix; also a valid Kubernetes label value."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def check_results_dir(
+    path: Path, flag: str = "--results-dir", min_free: int = MIN_FREE_BYTES
+) -> None:
+    """Fail early (without creating anything) if results could not be written under ``path``:
+    not a directory, not writable, or less than ``min_free`` bytes free on its filesystem."""
+    if path.exists():
+        if not path.is_dir():
+            raise K8saiError(f"{flag}={path}: exists but is not a directory.")
+        target = path
+    else:
+        target = path.parent
+        while not target.exists():
+            target = target.parent
+        if not target.is_dir():
+            raise K8saiError(
+                f"{flag}={path}: cannot create it because {target} is a file, not a directory."
+            )
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise K8saiError(
+            f"{flag}={path}: {target} is not writable; choose another directory with {flag}."
+        )
+    free = shutil.disk_usage(target).free
+    if free < min_free:
+        raise K8saiError(
+            f"{flag}={path}: only {free / 2**20:.1f} MiB free on the filesystem of {target}; a "
+            f"run needs at least {min_free / 2**20:.0f} MiB for its results, plots and logs. "
+            f"Free some space or choose another directory with {flag}."
+        )

@@ -1,1 +1,0 @@
-"""Experiments: run a setup against a cluster and return what was measured."""

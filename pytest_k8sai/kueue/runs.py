@@ -1,0 +1,180 @@
+"""Run one Kueue setup once: queues from the setup, the 32-job Whisper trace, every job
+followed to completion, then the figures the paper's Tables 3 and 4 are made of.
+
+Generator (trace, setups) -> runner (this) -> recorder (measure.joblatency) -> checker (suite).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pytest_k8sai.clusters.base import ClusterHandle
+from pytest_k8sai.clusters.objects import ObjectTracker, owned_namespace
+from pytest_k8sai.kueue import objects as kueue
+from pytest_k8sai.kueue.log import KueueLog, parse_admissions, parse_attempts
+from pytest_k8sai.kueue.setups import Setup, plan
+from pytest_k8sai.measure import prometheus
+from pytest_k8sai.measure.joblatency import JobLatencyRecorder, JobRecord, JobStats, summarize
+from pytest_k8sai.workloads.jobs import paced, whisper_job
+from pytest_k8sai.workloads.whisper import WhisperTrace
+
+ADMISSION_METRIC = "kueue_admission_attempt_duration_seconds"
+QUEUES_ACTIVE_TIMEOUT_S = 30.0
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class RunResult:
+    setup: str
+    run: int
+    kueue: bool
+    stats: JobStats
+    records: dict[str, JobRecord]
+    admission_order: list[str]
+    written_s: dict[str, float]  # wall seconds each job was told to run
+    attempts_ms: list[float] | None  # exact, from Kueue's verbose log (local tier)
+    histogram: prometheus.Histogram | None  # this run's share of Kueue's histogram
+    borrowed_max: dict[str, dict[str, float]] = field(default_factory=dict)
+    wall_s: float = 0.0
+    # Job names in the order Kueue's scheduler admitted them (from its log), when readable.
+    decision_order: list[str] | None = None
+
+    def latencies_ms(self) -> tuple[list[float], list[float]]:
+        """Per job (never preempted), the platform's own delays around its start:
+
+        - ``start``: admission -> pod Running (unsuspend, Job controller, kube-scheduler, node).
+          Without Kueue, for pods created while a GPU was free: creation -> pod Running.
+        - ``retry``: capacity freed (the last completion before the job got going, or its
+          creation if later) -> admitted (Kueue: inadmissible workloads are requeued in
+          batches of up to 1 s, pkg/cache/queue/inadmissible_workloads.go) or, without Kueue,
+          -> pod Running (kube-scheduler retries unschedulable pods with a 1-10 s backoff).
+          Designed waits of the platform, which time compression magnifies.
+        """
+        completions = sorted(r.completed for r in self.records.values() if r.completed)
+
+        def freed_before(t: float) -> float | None:
+            i = bisect.bisect_left(completions, t)
+            return completions[i - 1] if i else None
+
+        retry, start = [], []
+        for r in self.records.values():
+            if r.preemptions or r.pod_running is None:
+                continue
+            if self.kueue:
+                if r.first_admitted is None:
+                    continue
+                freed = freed_before(r.first_admitted)
+                retry.append((r.first_admitted - max(r.created, freed or r.created)) * 1000)
+                start.append((r.pod_running - r.first_admitted) * 1000)
+            elif (freed := freed_before(r.pod_running)) is None or freed < r.created:
+                start.append((r.pod_running - r.created) * 1000)
+            else:
+                retry.append((r.pod_running - freed) * 1000)
+        return retry, start
+
+
+def _scrape(cluster: ClusterHandle) -> prometheus.Histogram | None:
+    url = cluster.endpoints.get("kueue_metrics")
+    if url is None:
+        return None
+    text = prometheus.scrape(
+        url,
+        token=cluster.endpoints.get("kueue_metrics_token"),
+        ca_file=cluster.endpoints.get("ca_file"),
+    )
+    try:
+        return prometheus.histogram(text, ADMISSION_METRIC)
+    except KeyError:
+        return None  # no attempt yet since Kueue started: nothing exposed
+
+
+def run_once(
+    cluster: ClusterHandle,
+    setup: Setup,
+    trace: WhisperTrace,
+    *,
+    run: int,
+    run_id: str,
+    log: Log = print,
+) -> RunResult:
+    """Run the whole trace through ``setup`` once, in a namespace of its own."""
+    profile = cluster.profile
+    planned = plan(setup, "k8sai-x", profile.total_gpus)  # validate before creating anything
+    kueue_log = (
+        KueueLog(Path(cluster.endpoints["logs"]) / "kueue.log")
+        if "logs" in cluster.endpoints
+        else None
+    )
+    with (
+        owned_namespace(cluster.core, run_id, prefix=f"kq-{setup.name[:12]}") as ns,
+        ObjectTracker(cluster.api_client, run_id) as objs,
+    ):
+        planned = plan(setup, ns, profile.total_gpus)
+        for body, plural in planned.cluster_objects:
+            objs.create(body, plural)
+        for lq in planned.local_queues:
+            objs.create(lq, "localqueues", namespace=ns)
+        kueue.wait_cluster_queues_active(
+            cluster.api_client, planned.cluster_queue_names, QUEUES_ACTIVE_TIMEOUT_S
+        )
+
+        recorder = JobLatencyRecorder(
+            cluster.api_client, ns, kueue=setup.kueue, cluster_queues=planned.cluster_queue_names
+        )
+        hist_before = _scrape(cluster) if setup.kueue else None
+        log_mark = kueue_log.mark() if kueue_log else 0
+        written: dict[str, float] = {}
+        recorder.start()
+        try:
+            started = time.monotonic()
+            jobs = trace.scaled(profile.time_compression)
+            for job, run_s in paced(jobs, profile.kueue_suite.submit_qps):
+                written[job.name] = run_s
+                cluster.batch.create_namespaced_job(
+                    ns,
+                    whisper_job(
+                        profile,
+                        job.name,
+                        ns,
+                        model=job.model,
+                        run_s=run_s,
+                        audio_s=job.audio_seconds,
+                        queue=planned.queue_of.get(job.model),
+                        priority_class=planned.priority_class_of.get(job.model),
+                    ),
+                )
+            log(f"[k8sai] {setup.name} run {run}: {len(written)} jobs submitted in {ns}")
+            recorder.wait_complete(set(written), profile.kueue_suite.job_timeout_s)
+            wall = time.monotonic() - started
+        finally:
+            recorder.stop()
+        hist = None
+        if setup.kueue and (after := _scrape(cluster)) is not None:
+            # Absent before the first attempt since Kueue started: then all of it is this run's.
+            hist = after.minus(hist_before) if hist_before is not None else after
+        attempts = decisions = None
+        records = recorder.records()
+        if kueue_log and setup.kueue:
+            lines = kueue_log.lines_since(log_mark)
+            attempts = [a.duration_s * 1000 for a in parse_attempts(lines)]
+            job_of = {r.workload: n for n, r in records.items() if r.workload}
+            decisions = [job_of[w] for w in parse_admissions(lines, ns) if w in job_of]
+        return RunResult(
+            setup=setup.name,
+            run=run,
+            kueue=setup.kueue,
+            stats=summarize(records),
+            records=records,
+            admission_order=recorder.admission_order(),
+            written_s=written,
+            attempts_ms=attempts,
+            histogram=hist,
+            borrowed_max=recorder.borrowed_max(),
+            wall_s=wall,
+            decision_order=decisions,
+        )

@@ -1,1 +1,0 @@
-"""MIG: the catalogue of GPU instance profiles (data) and the placement planner (pure code)."""

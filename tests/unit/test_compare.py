@@ -1,0 +1,224 @@
+"""The baseline comparison: a planted regression is flagged, two runs of one configuration are
+not, and broken baselines are named. Samples are generated with fixed seeds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from pytest_k8sai.core.profiles import Regression
+from pytest_k8sai.measure.stats import mann_whitney_u
+from pytest_k8sai.report.baseline import BaselineError, load_baseline, read_results
+from pytest_k8sai.report.compare import Comparer, bootstrap_diff_ci, compare_figure, statistic
+from pytest_k8sai.report.results import Environment, Figure, Results, dump
+
+POLICY = Regression()  # the profile defaults: tolerance 10 %, alpha 0.05, >= 10 samples
+
+
+def latencies(seed: int, n: int = 30, median: float = 9.0, sigma: float = 0.15) -> list[float]:
+    """Log-normal latencies (ms): right-skewed like admission or TTFT samples; sigma 0.15 is
+    a coefficient of variation of about 15 %."""
+    rng = np.random.default_rng(seed)
+    return list(median * np.exp(rng.normal(0.0, sigma, n)))
+
+
+def fig(samples, *, name="admission P50", op="<=", statistic=None, measured=None) -> Figure:
+    return Figure(
+        figure=name,
+        measured=float(np.median(samples)) if measured is None else measured,
+        unit="ms",
+        threshold=None,
+        op=op,
+        verdict="INFO",
+        n=len(samples),
+        source="generated",
+        statistic=statistic,
+        samples=list(samples),
+    )
+
+
+def test_planted_20_percent_regression_is_flagged():
+    base = fig(latencies(1))
+    cur = fig([x * 1.2 for x in latencies(2)])
+    change = compare_figure(cur, [base], POLICY)
+    assert change.verdict == "REGRESSION", change
+    assert change.change_pct == pytest.approx(20, abs=8)
+    lo, hi = change.diff_ci
+    assert 0 < lo < hi
+    assert change.p_value < 0.05
+    assert change.baseline_n == change.current_n == 30
+
+
+def test_two_runs_of_the_same_configuration_are_not_flagged():
+    change = compare_figure(fig(latencies(3)), [fig(latencies(4))], POLICY)
+    assert change.verdict == "SAME", change
+    lo, hi = change.diff_ci
+    assert lo < 0 < hi
+
+
+def test_rates_over_many_seeded_pairs():
+    """Power and false-alarm rate of the rule at n = 30, CV ~15 %: >= 90 % of planted 20 %
+    regressions flagged, <= 5 % of same-configuration pairs flagged (either way)."""
+    flagged_planted = flagged_same = 0
+    pairs = 200
+    for i in range(pairs):
+        base = fig(latencies(1000 + i))
+        planted = fig([x * 1.2 for x in latencies(5000 + i)])
+        same = fig(latencies(9000 + i))
+        flagged_planted += compare_figure(planted, [base], POLICY).verdict == "REGRESSION"
+        flagged_same += compare_figure(same, [base], POLICY).verdict != "SAME"
+    assert flagged_planted / pairs >= 0.90, flagged_planted
+    assert flagged_same / pairs <= 0.05, flagged_same
+
+
+def test_higher_is_better_figures_regress_downwards():
+    base = fig(latencies(5), op=">=", name="throughput")
+    worse = fig([x * 0.8 for x in latencies(6)], op=">=", name="throughput")
+    better = fig([x * 1.25 for x in latencies(7)], op=">=", name="throughput")
+    assert compare_figure(worse, [base], POLICY).verdict == "REGRESSION"
+    assert compare_figure(better, [base], POLICY).verdict == "IMPROVEMENT"
+
+
+def test_significant_but_within_tolerance_is_same():
+    base = fig(latencies(8, n=3000))
+    cur = fig([x * 1.05 for x in latencies(9, n=3000)])
+    change = compare_figure(cur, [base], POLICY)
+    assert change.verdict == "SAME"
+    assert change.diff_ci[0] > 0  # real, but 5 % < 10 % tolerance
+    assert "within tolerance" in change.why
+
+
+def test_the_figures_own_statistic_is_compared():
+    # Same median, tail three times longer: a P99 figure regresses, a median one does not.
+    rng = np.random.default_rng(10)
+    body = list(rng.normal(1.0, 0.05, 970))
+    base = body + list(rng.normal(5.0, 0.3, 30))
+    cur = body + list(rng.normal(15.0, 0.9, 30))
+    p99 = compare_figure(fig(cur, statistic="p99"), [fig(base, statistic="p99")], POLICY)
+    assert p99.verdict == "REGRESSION"
+    assert compare_figure(fig(cur), [fig(base)], POLICY).verdict == "SAME"
+
+
+def test_too_few_samples_are_shown_not_judged():
+    change = compare_figure(fig([12.0]), [fig([10.0])], POLICY)
+    assert change.verdict == "UNTESTED"
+    assert change.change_pct == pytest.approx(20)
+    assert "min_samples" in change.why
+
+
+def test_baseline_runs_are_pooled():
+    runs = [fig(latencies(s)) for s in (11, 12, 13)]
+    change = compare_figure(fig(latencies(14)), runs, POLICY)
+    assert change.baseline_n == 90 and change.verdict == "SAME"
+
+
+def test_bootstrap_is_reproducible_and_chunked():
+    a, b = latencies(15, n=5000), latencies(16, n=5000)
+    assert bootstrap_diff_ci(a, b, seed=3, resamples=1000) == bootstrap_diff_ci(
+        a, b, seed=3, resamples=1000
+    )
+    assert statistic(np.array([1.0, 2.0, 3.0, 4.0]), "p99") == pytest.approx(3.97)
+
+
+def test_mann_whitney_matches_a_hand_computed_case():
+    # x = 1,2,3 vs y = 4,5,6: U = 0, mu = 4.5, var = 9*7/12 = 5.25, z = -(4.5-0.5)/sqrt(5.25)
+    r = mann_whitney_u([1, 2, 3], [4, 5, 6])
+    assert r.u == 0 and r.z == pytest.approx(-4 / 5.25**0.5)
+    assert r.p_value == pytest.approx(0.0809, abs=1e-4)
+    assert mann_whitney_u([2, 2, 2], [2, 2]).p_value == 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mann_whitney_agrees_with_scipy(seed):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.normal(0, 1, 37), 1)  # rounded: ties
+    y = np.round(rng.normal(0.3, 1, 52), 1)
+    want = scipy_stats.mannwhitneyu(x, y, alternative="two-sided", method="asymptotic")
+    got = mann_whitney_u(x, y)
+    assert got.p_value == pytest.approx(want.pvalue, rel=1e-9)
+
+
+def results_with(*figures: Figure, run_id: str = "r1") -> Results:
+    env = Environment(profile="local", provider="local", time_compression=60, profile_data={})
+    return Results(
+        run_id=run_id, started_at="2026-11-27T00:00:00Z", environment=env, figures=list(figures)
+    )
+
+
+def test_comparer_lists_new_and_missing(tmp_path):
+    path = tmp_path / "results.json"
+    path.write_text(dump(results_with(fig(latencies(1)), fig([3.0], name="gone"))))
+    comparer = Comparer(load_baseline(path), POLICY)
+    comparer.add(fig([x * 1.3 for x in latencies(2)]))
+    comparer.add(fig([1.0], name="brand new"))
+    comparer.finish()
+    verdicts = {c.figure: c.verdict for c in comparer.comparison.changes}
+    assert verdicts == {"admission P50": "REGRESSION", "brand new": "NEW", "gone": "MISSING"}
+    assert [c.figure for c in comparer.regressions] == ["admission P50"]
+
+
+def test_baseline_directory_is_searched(tmp_path):
+    for i in range(2):
+        d = tmp_path / f"night{i}"
+        d.mkdir()
+        (d / "results.json").write_text(dump(results_with(fig(latencies(i)), run_id=f"n{i}")))
+    b = load_baseline(tmp_path)
+    assert [r.run_id for r in b.runs] == ["n0", "n1"] and not b.errors
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"schema": "pytest-k8sai/results", "schema_ver', "is not valid JSON (line 1"),
+        ('{"schema": "pytest-k8sai/results", "schema_version": 2}', "schema version 2"),
+        ('{"benchmarks": []}', "is not a pytest-k8sai results file"),
+        ("[1, 2]", "is not a pytest-k8sai results file"),
+        (
+            '{"schema": "pytest-k8sai/results", "schema_version": 1, "run_id": 5}',
+            "does not match results schema version 1: field 'run_id'",
+        ),
+    ],
+)
+def test_unusable_baseline_names_the_file(tmp_path, content, expected):
+    path = tmp_path / "old.json"
+    path.write_text(content)
+    with pytest.raises(BaselineError) as err:
+        read_results(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+    assert load_baseline(path).errors == [str(err.value)]
+
+
+def test_missing_or_empty_baseline_paths(tmp_path):
+    assert "no such file" in load_baseline(tmp_path / "nope.json").errors[0]
+    assert "holds no results.json" in load_baseline(tmp_path).errors[0]
+
+
+def test_results_round_trip_keeps_nan_and_samples(tmp_path):
+    f = fig([1.0, float("nan"), 3.0], measured=float("nan"))
+    path = tmp_path / "results.json"
+    path.write_text(dump(results_with(f)))
+    back = read_results(path).figures[0]
+    assert np.isnan(back.measured) and back.samples[0] == 1.0 and np.isnan(back.samples[1])
+    assert json.loads(path.read_text())["schema_version"] == 1
+
+
+def test_comparison_table_fits_100_columns_and_wraps_names():
+    from pytest_k8sai.report.summary import comparison_lines
+
+    long_name = "two-cqs-borrowing: admission attempt P99 (exact) over every run of the night"
+    changes = [
+        compare_figure(
+            fig(latencies(1), name=long_name, statistic="p99"),
+            [fig(latencies(2), name=long_name, statistic="p99")],
+            POLICY,
+        ),
+        compare_figure(fig([12.0]), [fig([10.0])], POLICY),
+    ]
+    header, *rows = comparison_lines(changes)
+    lines = header + [line for row in rows for line in row]
+    assert max(len(line) for line in lines) <= 100
+    assert rows[0][0].startswith("two-cqs-borrowing:") and len(rows[0]) > 1
+    assert rows[1][0].split()[-1] == "UNTESTED" and "+20.0 %" in rows[1][0]
