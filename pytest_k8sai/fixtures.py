@@ -25,11 +25,11 @@ from pytest_k8sai.clusters.objects import owned_namespace
 from pytest_k8sai.core.errors import ClusterError, K8saiError
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.core.requirements import requirements_of
-from pytest_k8sai.core.runstate import RunState, get_state
 from pytest_k8sai.core.verdicts import BoundVerdicts
 from pytest_k8sai.report.labels import setup_of, suite_of
 from pytest_k8sai.report.plots import PlotLog
 from pytest_k8sai.report.tables import TableLog
+from pytest_k8sai.runstate import RunState, get_state
 
 # Exit status when no cluster could be created or reached (pytest uses 1 for failed tests).
 EXIT_CLUSTER_UNAVAILABLE = 3

@@ -5,17 +5,13 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Generator
-from pathlib import Path
 
 import pluggy
 import pytest
 
-from pytest_k8sai.clusters import check_reach_flags
-from pytest_k8sai.core.errors import K8saiError
-from pytest_k8sai.core.profiles import REQUIREMENTS, builtin_names, load_profile
+from pytest_k8sai.core.errors import FailedEarlier, K8saiError, NotApplicable
+from pytest_k8sai.core.profiles import REQUIREMENTS, builtin_names
 from pytest_k8sai.core.requirements import requirements_of, skip_reason
-from pytest_k8sai.core.runstate import STATE, RunState, check_results_dir, new_run_id
-from pytest_k8sai.core.verdicts import VERDICTS_FILE, VerdictLog, format_verdict_rows
 from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers them
     _k8sai_cluster_requirements,
     cluster,
@@ -28,15 +24,11 @@ from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers
     slo,
 )
 from pytest_k8sai.report import allure as allure_out
-from pytest_k8sai.report import junit
-from pytest_k8sai.report.baseline import load_baseline
+from pytest_k8sai.report import junit, terminal
 from pytest_k8sai.report.labels import suite_of
-from pytest_k8sai.report.plots import PLOTS_DIR, PlotLog
-from pytest_k8sai.report.session import RunReport, command_line, environment
-from pytest_k8sai.report.summary import comparison_lines
-from pytest_k8sai.report.tables import TableLog
+from pytest_k8sai.report.session import RunReport
+from pytest_k8sai.runstate import STATE, start_session
 
-TABLES_FILE = "tables.md"
 _FAILED = pytest.StashKey[bool]()
 
 MARKERS = (
@@ -118,42 +110,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
     _interrupt_on_sigterm()
-    opt = config.option
     try:
-        profile = load_profile(opt.cluster)
-        check_reach_flags(profile, kubeconfig=opt.kubeconfig, context=opt.context)
-        # Relative to where pytest was started, so a later chdir cannot move it.
-        results_dir = (config.invocation_params.dir / Path(opt.results_dir)).resolve()
-        check_results_dir(results_dir)
+        state = start_session(config)
     except K8saiError as exc:
         raise pytest.UsageError(str(exc)) from None
-    # Read before this run writes anything: the baseline may be the results dir's last run.
-    baseline = None
-    if opt.baseline:
-        baseline = load_baseline((config.invocation_params.dir / opt.baseline).resolve())
-    run_id = new_run_id()
-    state = RunState(
-        profile=profile,
-        run_id=run_id,
-        results_dir=results_dir,
-        kubeconfig=opt.kubeconfig,
-        context=opt.context,
-        keep_cluster=opt.keep_cluster,
-        verdicts=VerdictLog(results_dir / VERDICTS_FILE, run_id=run_id),
-        tables=TableLog(results_dir / TABLES_FILE),
-        plots=PlotLog(results_dir / PLOTS_DIR),
-    )
-    if not config.option.collectonly and not config.option.help:
-        state.report = RunReport(
-            results_dir=results_dir,
-            run_id=run_id,
-            env=environment(profile, config.rootpath, command_line()),
-            verdicts=state.verdicts,
-            tables=state.tables,
-            plots=state.plots,
-            baseline=baseline,
-            profile=profile,
-        )
+    if state.report is not None:
         config.pluginmanager.register(_TestOutcomes(state.report), "k8sai-test-outcomes")
     config.stash[STATE] = state
 
@@ -162,21 +123,28 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     state = config.stash.get(STATE, None)
     if state is None:
         return None
-    p = state.profile
-    lines = [
-        f"k8sai: profile {p.name} (provider {p.provider}), run id {state.run_id}",
-        f"k8sai: results in {state.results_dir}",
-    ]
-    report = state.report
-    if report is not None and report.comparer is not None:
-        comp = report.comparer.comparison
-        if comp.baseline_files:
-            lines.append(
-                f"k8sai: baseline {len(comp.baseline_files)} file(s), run(s) "
-                f"{', '.join(comp.baseline_run_ids)}"
-            )
-        lines += [f"k8sai: BASELINE ERROR: {e}" for e in report.baseline_errors]
-    return lines
+    return state.header_lines()
+
+
+def _outcomes() -> Generator[None, object, object]:
+    """Library code raises core exceptions; here they become pytest outcomes (the only place
+    besides fixtures.py that calls pytest.skip/fail)."""
+    try:
+        return (yield)
+    except NotApplicable as exc:
+        pytest.skip(str(exc))
+    except FailedEarlier as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _outcomes())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _outcomes())
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -194,11 +162,8 @@ def pytest_runtest_makereport(
     if report.failed:
         item.stash[_FAILED] = True
     if report.when == "teardown" and allure_out.alluredir(item.config) is not None:
-        # The live cluster's log directory; after the last test the cluster is gone and the
-        # logs were copied into <results-dir>/logs (the cluster fixture does that on failure).
         live = state.cluster.endpoints.get("logs") if state.cluster is not None else None
-        dirs = [Path(live)] if live else []
-        logs = next((d for d in [*dirs, state.results_dir / "logs"] if d.is_dir()), None)
+        logs = allure_out.log_dir(live, state.results_dir)
         state.report.attach_to_allure(
             item, suite_of(item.nodeid), failed=item.stash.get(_FAILED, False), logs=logs
         )
@@ -242,72 +207,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     state = terminalreporter.config.stash.get(STATE, None)
-    if state is None:
-        return
-    tr = terminalreporter
-    for table in state.tables.tables:
-        title, *lines = table.text()
-        tr.write_sep("=", title)
-        for line in lines:
-            tr.write_line(line)
-    verdicts = state.verdicts.verdicts
-    if verdicts:
-        tr.write_sep("=", "k8sai verdicts")
-        header, rows = format_verdict_rows(verdicts)
-        for line in header:
-            tr.write_line(line, bold=True)
-        for row, v in zip(rows, verdicts, strict=True):
-            for line in row:
-                tr.write_line(line, red=not v.passed, green=v.passed and v.threshold is not None)
-        tr.write_line(f"verdicts: {state.verdicts.path}")
-    report = state.report
-    if report is not None:
-        _write_comparison(tr, report)
-        _write_files(tr, state, report)
-    for note in state.notes:
-        tr.write_line(f"k8sai: {note}", yellow=True)
-
-
-def _write_comparison(tr: pytest.TerminalReporter, report: RunReport) -> None:
-    comp = report.results.comparison
-    if comp is None:
-        return
-    tr.write_sep("=", "k8sai comparison with the baseline")
-    for err in report.baseline_errors:
-        tr.write_line(f"BASELINE ERROR: {err}", red=True, bold=True)
-    if comp.baseline_files:
-        tr.write_line(
-            f"baseline: {', '.join(comp.baseline_files)}; tolerance {comp.tolerance_pct:g} %, "
-            f"{(1 - comp.alpha) * 100:g} % bootstrap CI of the difference, test needs >= "
-            f"{comp.min_samples} samples per side"
-        )
-    # Figures only on one side are listed by name, not as rows of dashes.
-    shown = [c for c in comp.changes if c.verdict not in ("NEW", "MISSING")]
-    for kind, meaning in (("NEW", "not in the baseline"), ("MISSING", "not measured tonight")):
-        names = [c.figure for c in comp.changes if c.verdict == kind]
-        if names:
-            tr.write_line(f"{kind} ({meaning}): {len(names)}: {'; '.join(names)}")
-    if not shown:
-        return
-    header, *rows = comparison_lines(shown)
-    for line in header:
-        tr.write_line(line, bold=True)
-    for lines, change in zip(rows, shown, strict=True):
-        color = {"REGRESSION": "red", "IMPROVEMENT": "green"}.get(change.verdict)
-        for line in lines:
-            tr.write_line(line, **({color: True} if color else {}))
-    if report.regressions:
-        fail = " (the run fails: regression.fail_run)" if report.fail_on_regression else ""
-        tr.write_line(f"{len(report.regressions)} regression(s){fail}", red=True, bold=True)
-
-
-def _write_files(tr: pytest.TerminalReporter, state: RunState, report: RunReport) -> None:
-    res = report.results
-    wall = res.wall_s or 0.0
-    share = f" ({res.report_overhead_s / wall * 100:.1f} % of {wall:.1f} s)" if wall else ""
-    others = [v for k, v in res.files.items()] + [p.file for p in res.plots]
-    tr.write_line(f"k8sai results: {report.path}")
-    tr.write_line(f"  beside it: {', '.join(others)}")
-    tr.write_line(f"  report writing took {res.report_overhead_s:.2f} s{share}")
-    if report.writer.error:
-        tr.write_line(f"k8sai: RESULTS NOT COMPLETE: {report.writer.error}", red=True)
+    if state is not None:
+        terminal.write_summary(terminalreporter, state.tables, state.verdicts, state.report)
+        terminal.write_notes(terminalreporter, state.notes)

@@ -34,11 +34,4 @@ def make_provider(
         from pytest_k8sai.clusters.existing import ExistingProvider
 
         return ExistingProvider(profile, kubeconfig=kubeconfig, context=context)
-    if profile.provider == "kind":
-        raise ClusterError(
-            f"Profile '{profile.name}' asks for 'provider: kind', but the kind tier is not "
-            "implemented yet; it will also need a container engine (Docker or Podman) on this "
-            "machine. Use --cluster=local for a cluster made of local processes, or a profile "
-            "with 'provider: existing' to test a cluster you already have."
-        )
     raise ClusterError(f"Profile '{profile.name}' has unknown provider '{profile.provider}'.")

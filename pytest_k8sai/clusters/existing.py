@@ -23,13 +23,12 @@ from kubernetes.config.config_exception import ConfigException
 
 from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
 from pytest_k8sai.clusters.kubeconfig import Resolved, resolve_context, resolve_kubeconfig
+from pytest_k8sai.core.apis import KUEUE_CRD, KUEUE_GROUP
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.core.profiles import Profile
 
 T = TypeVar("T")
 
-KUEUE_CRD = "clusterqueues.kueue.x-k8s.io"
-KUEUE_GROUP = "kueue.x-k8s.io"
 # Extra time the worker thread gets beyond urllib3's own timeout, so urllib3's (more precise)
 # error wins when it fires; the sum stays the hard bound.
 _GRACE_S = 0.5

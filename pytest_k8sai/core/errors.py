@@ -17,3 +17,14 @@ class ClusterError(K8saiError):
 
 class BuildError(K8saiError):
     """An upstream component could not be built from its Go module."""
+
+
+class NotApplicable(K8saiError):
+    """A check cannot run on this cluster (a profile field is unset, an address does not answer,
+    a capability is missing). Library code raises it; the plugin reports the test as skipped
+    with this message as the reason."""
+
+
+class FailedEarlier(K8saiError):
+    """Shared runs that a test needs failed earlier in the session. The plugin fails the test
+    with this one paragraph (no traceback): the first test that asked showed the real one."""

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pytest_k8sai.core.data import data_dir
 from pytest_k8sai.core.errors import ProfileError
-from pytest_k8sai.core.yamlfiles import invalid_fields, read_yaml
+from pytest_k8sai.core.yamlfiles import invalid_fields, read_yaml, validate
 
 BUILTIN_DIR = data_dir("core", "profiles")
 LOCAL_CLUSTER_ENV = "K8SAI_LOCAL_CLUSTER"
@@ -250,7 +250,8 @@ class LocalTier(_Strict):
 class Profile(_Strict):
     name: str
     description: str = ""
-    provider: Literal["local", "existing", "kind"]
+    # "kind" is not accepted until a provider for it exists.
+    provider: Literal["local", "existing"]
     reach: Reach = Field(default_factory=Reach)
     capabilities: Capabilities = Field(default_factory=Capabilities)
     # Paper seconds per wall-clock second: 60 turns a paper minute into one second.
@@ -287,21 +288,15 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
 
 
-def _format_validation(source: str, err: ValidationError) -> str:
-    return f"Profile {source} is invalid: {invalid_fields(err)}."
-
-
 def parse_profile(data: object, source: str) -> Profile:
     """Validate already-loaded YAML data; ``source`` names the file in errors."""
-    if not isinstance(data, dict):
-        raise ProfileError(
-            f"Profile {source} must be a YAML mapping with at least 'name' and 'provider', "
-            f"but it holds {type(data).__name__}."
-        )
-    try:
-        return Profile.model_validate(data)
-    except ValidationError as err:
-        raise ProfileError(_format_validation(source, err)) from None
+    return validate(
+        data,
+        Profile,
+        f"Profile {source}",
+        ProfileError,
+        expects="with at least 'name' and 'provider'",
+    )
 
 
 def load_profile(spec: str) -> Profile:

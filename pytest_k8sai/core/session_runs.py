@@ -3,19 +3,13 @@ tests can check the same runs. Suites subclass it with what one run is."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
-import pytest
+from pytest_k8sai.core.errors import FailedEarlier
 
 K = TypeVar("K", bound=Hashable)
 R = TypeVar("R")
-
-
-def progress(msg: str) -> None:
-    # sys.__stderr__ bypasses pytest's capture: a run lasts minutes and must show progress.
-    print(msg, file=sys.__stderr__, flush=True)
 
 
 class SessionRuns(Generic[K, R]):
@@ -32,9 +26,7 @@ class SessionRuns(Generic[K, R]):
         """At least ``n`` runs of ``key``; ``run(number)`` makes one (numbered from 1)."""
         if key in self.failed:
             # Reported once; the other tests that need these runs do not rerun them.
-            pytest.fail(
-                f"{label} failed earlier in this session: {self.failed[key]}", pytrace=False
-            )
+            raise FailedEarlier(f"{label} failed earlier in this session: {self.failed[key]}")
         done = self.results.setdefault(key, [])
         while len(done) < n:
             try:

@@ -195,6 +195,34 @@ class BoundVerdicts:
             setup=self.setup if setup is None else setup,
         )
 
+    def info(
+        self,
+        figure: str,
+        measured: float,
+        *,
+        unit: str,
+        n: int,
+        source: str,
+        samples: Sequence[float] | None = None,
+        statistic: Statistic | None = None,
+        setup: str | None = None,
+    ) -> Verdict:
+        """Record a figure without a threshold (an INFO row): shown, kept in results.json and
+        compared with ``--baseline``, never failing the test."""
+        __tracebackhide__ = True
+        return self.check(
+            figure,
+            measured,
+            unit=unit,
+            threshold=None,
+            op="<=",
+            n=n,
+            source=source,
+            samples=samples,
+            statistic=statistic,
+            setup=setup,
+        )
+
     @property
     def verdicts(self) -> list[Verdict]:
         """Verdicts recorded by this test so far."""

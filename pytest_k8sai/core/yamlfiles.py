@@ -1,13 +1,18 @@
-"""Read a YAML file a user (or the repository) provides, with errors that name the file."""
+"""Read a YAML file a user (or the package) provides into a pydantic model, with errors that
+name the file and the field: the one loader every data file goes through."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from pytest_k8sai.core.errors import K8saiError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def read_yaml(path: Path, what: str, error: type[K8saiError] = K8saiError) -> object:
@@ -31,3 +36,39 @@ def invalid_fields(err: ValidationError) -> str:
         f"field '{'.'.join(str(x) for x in e['loc']) or '(top level)'}': {e['msg']}"
         for e in err.errors()
     )
+
+
+def validate(
+    data: object,
+    model: type[M],
+    source: str,
+    error: type[K8saiError] = K8saiError,
+    *,
+    expects: str = "",
+    describe: Callable[[ValidationError, object], str] = lambda err, data: invalid_fields(err),
+) -> M:
+    """``model`` from already-parsed data; ``source`` ("Profile my.yaml") starts each error.
+
+    ``expects`` ("with at least 'name' and 'provider'") is said when the top level is not a
+    mapping; ``describe`` words the field errors (default: :func:`invalid_fields`)."""
+    if not isinstance(data, dict):
+        hint = f" {expects}" if expects else ""
+        raise error(f"{source} must be a YAML mapping{hint}, but it holds {type(data).__name__}.")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        raise error(f"{source} is invalid: {describe(err, data)}.") from None
+
+
+def load_model(
+    path: Path,
+    model: type[M],
+    what: str,
+    error: type[K8saiError] = K8saiError,
+    *,
+    expects: str = "",
+    describe: Callable[[ValidationError, object], str] = lambda err, data: invalid_fields(err),
+) -> M:
+    """Read ``path`` and validate it as ``model``; ``what`` names the kind of file."""
+    data = read_yaml(path, what, error)
+    return validate(data, model, f"{what} {path}", error, expects=expects, describe=describe)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pytest_k8sai.core.data import data_file
 from pytest_k8sai.core.errors import K8saiError
-from pytest_k8sai.core.yamlfiles import invalid_fields, read_yaml
+from pytest_k8sai.core.yamlfiles import load_model
 
 CATALOGUE_PATH = data_file("das", "mig_catalogue.yaml")
 # How the GPU operator's device plugin names a MIG profile in the mixed strategy.
@@ -95,8 +95,4 @@ class Catalogue(_Strict):
 
 @cache
 def load_catalogue(path: Path = CATALOGUE_PATH) -> Catalogue:
-    data = read_yaml(path, "MIG catalogue", CatalogueError)
-    try:
-        return Catalogue.model_validate(data)
-    except ValidationError as err:
-        raise CatalogueError(f"MIG catalogue {path} is invalid: {invalid_fields(err)}.") from None
+    return load_model(path, Catalogue, "MIG catalogue", CatalogueError)

@@ -31,6 +31,7 @@ from kubernetes.client.rest import ApiException
 
 from pytest_k8sai.clusters.base import RUN_ID_LABEL
 from pytest_k8sai.clusters.local import kwok_nodes
+from pytest_k8sai.core.apis import DAS_CLAIM_CRD, DAS_CLAIMS, DAS_GROUP, DAS_VERSION
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.das.mig_catalogue import MIG_RESOURCE_PREFIX
@@ -39,9 +40,8 @@ from pytest_k8sai.das.planner import Plan
 MIG_CAPABLE_LABEL = "nvidia.com/mig.capable"
 MIG_STRATEGY_LABEL = "nvidia.com/mig.strategy"
 SLICE_NODE_PREFIX = "kwok-mig"
-DAS_GROUP, DAS_VERSION = "inference.redhat.com", "v1alpha1"
-CLAIMS = "allocationclaims"
-CLAIM_CRD = f"{CLAIMS}.{DAS_GROUP}"
+CLAIMS = DAS_CLAIMS
+CLAIM_CRD = DAS_CLAIM_CRD
 DAS_WEBHOOK = "das-mutating-webhook-configuration"
 DAS_SCHEDULER = "das-scheduler"
 DAS_RESOURCE_PREFIX = "mig.das.com/"

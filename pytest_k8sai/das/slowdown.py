@@ -21,11 +21,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_k8sai.core.data import data_file
 from pytest_k8sai.core.errors import K8saiError
-from pytest_k8sai.core.yamlfiles import invalid_fields, read_yaml
+from pytest_k8sai.core.yamlfiles import load_model
 from pytest_k8sai.workloads.whisper import WhisperJob
 
 SLOWDOWN_PATH = data_file("das", "mig_slowdown.yaml")
@@ -93,8 +93,4 @@ def fit(jobs: Sequence[WhisperJob], profile_of_model: Mapping[str, str]) -> tupl
 
 
 def load_slowdown(path: Path = SLOWDOWN_PATH) -> Slowdown:
-    data = read_yaml(path, "MIG slowdown")
-    try:
-        return Slowdown.model_validate(data)
-    except ValidationError as err:
-        raise K8saiError(f"MIG slowdown {path} is invalid: {invalid_fields(err)}.") from None
+    return load_model(path, Slowdown, "MIG slowdown")

@@ -8,8 +8,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
+from pytest_k8sai.core.errors import NotApplicable
 from pytest_k8sai.core.profiles import GaieExisting, GaieSuite
 from pytest_k8sai.gaie.experiments import (
     OVERHEAD_PATHS,
@@ -42,7 +41,9 @@ class ExistingPaths:
         field = FIELDS[path]
         url = getattr(self.spec, field)
         if not url:
-            pytest.skip(f"profile field 'gaie_suite.existing.{field}' is unset (path '{path}')")
+            raise NotApplicable(
+                f"profile field 'gaie_suite.existing.{field}' is unset (path '{path}')"
+            )
         probe = f"{url.rstrip('/')}/v1/models"
         try:
             with urllib.request.urlopen(probe, timeout=self.timeout_s):  # noqa: S310
@@ -51,7 +52,9 @@ class ExistingPaths:
             pass  # it answered: reachable
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            pytest.skip(f"'{path}' path unreachable: GET {probe} failed ({reason})")
+            raise NotApplicable(
+                f"'{path}' path unreachable: GET {probe} failed ({reason})"
+            ) from None
         return url.rstrip("/")
 
 

@@ -18,17 +18,15 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from pytest_k8sai.clusters.local.kwok_nodes import KWOK_ANNOTATION, KWOK_TAINT
 from pytest_k8sai.clusters.objects import ownership_labels
+from pytest_k8sai.core.apis import POOL_ACTIVE_PORTS, POOL_GROUP, POOL_VERSION
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.workloads.kwok import KWOK_TOLERATION
 
-POOL_GROUP = "inference.networking.k8s.io"
-POOL_VERSION = "v1"
-POOL_PLURAL = "inferencepools"
-POOL_CRD = f"{POOL_PLURAL}.{POOL_GROUP}"
 # In the GAIE module: the CRD of inference.networking.k8s.io (the only one the suite needs).
 POOL_CRD_FILE = "config/crd/bases/inference.networking.k8s.io_inferencepools.yaml"
-ACTIVE_PORTS = "inference.networking.k8s.io/active-ports"
+ACTIVE_PORTS = POOL_ACTIVE_PORTS
 POD_LABEL = "k8sai.io/inference-pool"
 INFERENCE_NODE = "kwok-inference-0"
 # KWOK hands out Pod IPs from the node's podCIDR: loopback, so test traffic stays on it.
@@ -68,7 +66,7 @@ def inference_node(run_id: str) -> dict[str, Any]:
         "kind": "Node",
         "metadata": {
             "name": INFERENCE_NODE,
-            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "annotations": dict(KWOK_ANNOTATION),
             "labels": {
                 "type": "kwok",
                 "kubernetes.io/hostname": INFERENCE_NODE,
@@ -78,7 +76,7 @@ def inference_node(run_id: str) -> dict[str, Any]:
         "spec": {
             "podCIDR": INFERENCE_POD_CIDR,
             "podCIDRs": [INFERENCE_POD_CIDR],
-            "taints": [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}],
+            "taints": [dict(KWOK_TAINT)],
         },
         "status": {
             "allocatable": {"cpu": "64", "memory": "512Gi", "pods": "110"},

@@ -12,11 +12,12 @@ from kubernetes import client
 from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_k8sai.clusters.objects import ObjectTracker
+from pytest_k8sai.core.apis import KUEUE_API_VERSION, KUEUE_PRIORITY_CLASS_LABEL, KUEUE_QUEUE_LABEL
 from pytest_k8sai.core.errors import ClusterError
 
-API_VERSION = "kueue.x-k8s.io/v1beta2"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
+API_VERSION = KUEUE_API_VERSION
+QUEUE_LABEL = KUEUE_QUEUE_LABEL
+PRIORITY_CLASS_LABEL = KUEUE_PRIORITY_CLASS_LABEL
 
 
 class _Spec(BaseModel):

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pytest_k8sai.core.data import data_file
 from pytest_k8sai.core.errors import K8saiError, ProfileError
-from pytest_k8sai.core.yamlfiles import invalid_fields, read_yaml
+from pytest_k8sai.core.yamlfiles import load_model
 from pytest_k8sai.kueue import objects as kueue
 
 SETUPS_FILE = data_file("kueue", "setups.yaml")
@@ -65,11 +65,7 @@ class SetupsFile(BaseModel):
 
 
 def load_setups(path: Path = SETUPS_FILE) -> list[Setup]:
-    data = read_yaml(path, "Kueue setups", ProfileError)
-    try:
-        return SetupsFile.model_validate(data).setups
-    except ValidationError as err:
-        raise ProfileError(f"Kueue setups file {path} is invalid: {invalid_fields(err)}.") from None
+    return load_model(path, SetupsFile, "Kueue setups file", ProfileError).setups
 
 
 class Planned(BaseModel):

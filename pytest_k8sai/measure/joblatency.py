@@ -54,8 +54,8 @@ from kubernetes.client.rest import ApiException
 from kubernetes.utils import parse_quantity
 from pydantic import BaseModel
 
+from pytest_k8sai.core.apis import KUEUE_API_VERSION as API_VERSION
 from pytest_k8sai.core.errors import ClusterError
-from pytest_k8sai.kueue.objects import API_VERSION
 from pytest_k8sai.measure import stats
 
 MODEL_LABEL = "k8sai.io/model"

@@ -109,3 +109,10 @@ def write_environment(directory: Path, env: Environment, run_id: str, results: P
     lines = [f"{_escape_key(k)}={v}" for k, v in pairs.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+def log_dir(live: str | None, results_dir: Path) -> Path | None:
+    """The component logs to attach: the live cluster's log directory while it runs; after the
+    last test the cluster is gone and the cluster fixture copied them to <results-dir>/logs."""
+    dirs = [Path(live)] if live else []
+    return next((d for d in [*dirs, results_dir / "logs"] if d.is_dir()), None)

@@ -6,8 +6,9 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from pytest_k8sai.core.apis import KUEUE_PRIORITY_CLASS_LABEL as PRIORITY_CLASS_LABEL
+from pytest_k8sai.core.apis import KUEUE_QUEUE_LABEL as QUEUE_LABEL
 from pytest_k8sai.core.profiles import Profile
-from pytest_k8sai.kueue.objects import PRIORITY_CLASS_LABEL, QUEUE_LABEL
 from pytest_k8sai.measure.joblatency import MODEL_LABEL
 from pytest_k8sai.workloads import kwok
 

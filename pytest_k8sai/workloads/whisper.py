@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pytest_k8sai.core.data import data_file
 from pytest_k8sai.core.errors import K8saiError
-from pytest_k8sai.core.yamlfiles import read_yaml
+from pytest_k8sai.core.yamlfiles import load_model
 
 # pytest_k8sai/workloads/whisper.py -> repository root -> fixtures/
 TRACE_PATH = data_file("workloads", "whisper_trace.yaml")
@@ -153,9 +153,9 @@ def format_summary(summary: dict[str, GroupSummary]) -> str:
     return "\n".join(lines)
 
 
-def _format_validation(source: Path, data: dict, err: ValidationError) -> str:
+def _describe(err: ValidationError, data: object) -> str:
     parts = []
-    jobs = data.get("jobs")
+    jobs = data.get("jobs") if isinstance(data, dict) else None
     for e in err.errors():
         loc = list(e["loc"])
         msg = e["msg"].removeprefix("Value error, ")
@@ -170,19 +170,16 @@ def _format_validation(source: Path, data: dict, err: ValidationError) -> str:
             if isinstance(job, dict) and "name" in job:
                 label += f" (job {job['name']})"
         parts.append(f"{label}: {msg}")
-    return f"Whisper trace {source} is invalid: " + "; ".join(parts) + "."
+    return "; ".join(parts)
 
 
 def load_trace(path: Path | None = None) -> WhisperTrace:
-    """Load the Whisper trace (default: the repository's ``fixtures/whisper_trace.yaml``)."""
+    """Load the Whisper trace (default: the packaged ``workloads/whisper_trace.yaml``)."""
     path = Path(path) if path is not None else TRACE_PATH
-    data = read_yaml(path, "Whisper trace")
-    if not isinstance(data, dict):
-        raise K8saiError(
-            f"Whisper trace {path} must be a YAML mapping with the fields 'source', 'rtf' and "
-            f"'jobs', but it holds {type(data).__name__}."
-        )
-    try:
-        return WhisperTrace.model_validate(data)
-    except ValidationError as err:
-        raise K8saiError(_format_validation(path, data, err)) from None
+    return load_model(
+        path,
+        WhisperTrace,
+        "Whisper trace",
+        expects="with the fields 'source', 'rtf' and 'jobs'",
+        describe=_describe,
+    )

@@ -7,8 +7,10 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from pytest_k8sai.core.apis import KUEUE_CRD
 from pytest_k8sai.core.errors import K8saiError
-from pytest_k8sai.core.session_runs import SessionRuns, progress
+from pytest_k8sai.core.progress import progress
+from pytest_k8sai.core.session_runs import SessionRuns
 from pytest_k8sai.das import plots as das_plots
 from pytest_k8sai.das import slices as das
 from pytest_k8sai.das.runs import (
@@ -25,14 +27,13 @@ from pytest_k8sai.das.slowdown import load_slowdown
 from pytest_k8sai.das.tables import kueue_table, slicing_table
 from pytest_k8sai.workloads.whisper import load_trace
 
-KUEUE_CRD = "clusterqueues.kueue.x-k8s.io"
 EXPERIMENTS_KEY = pytest.StashKey[dict[str, Experiment]]()
 
 
 def _check_profile(config: pytest.Config) -> dict[str, Experiment]:
     """Validate the profile's slicing settings against the catalogue before any cluster
     exists: an unknown GPU product or MIG profile is a usage error listing the known ones."""
-    from pytest_k8sai.core.runstate import get_state
+    from pytest_k8sai.runstate import get_state
 
     profile = get_state(config).profile
     exps = experiments(profile, load_trace())

@@ -32,12 +32,10 @@ def _assert_complete(runs) -> None:
 def _mean_jct(slo, prefix: str, runs, time_compression: float) -> list[float]:
     """INFO: one arm's mean JCT in paper minutes, every job's JCT as samples (for --baseline)."""
     jct = jct_minutes(runs, time_compression)
-    slo.check(
+    slo.info(
         f"{prefix}: mean JCT",
         statistics.fmean(jct),
         unit="min",
-        threshold=None,
-        op="<=",
         n=len(jct),
         source=f"per job, Job creation -> Complete (watch events), {len(runs)} run(s); "
         f"paper min = wall s x {time_compression:g} / 60",
@@ -84,12 +82,10 @@ def test_slice_cost_with_limited_concurrency(das_experiments, slo):
             for n, rec in r.records.items()
             if rec.jct_s is not None
         ]
-        slo.check(
+        slo.info(
             "limited: JCT minus written run time, median",
             stats.median(extra),
             unit="ms",
-            threshold=None,
-            op="<=",
             n=len(extra),
             source=f"wall ms per job; x{tc:g} in paper time: part of every JCT in the tables",
             samples=extra,
@@ -130,12 +126,10 @@ def test_slicing_gain_on_full_trace(das_experiments, slo):
         source=f"(whole - sliced) / whole mean JCT = ({mw:.1f} - {ms:.1f}) / {mw:.1f} paper min, "
         f"{len(w)} + {len(s)} jobs (paper (28 - 18) / 28 = 0.36); {where}",
     )
-    slo.check(
+    slo.info(
         "full trace, whole GPUs: peak concurrent jobs",
         max(r.peak for r in whole),
         unit="jobs",
-        threshold=None,
-        op=">=",
         n=len(whole),
         source=f"pods Running at once; planner best {whole[0].best} (paper 8)",
         samples=[r.peak for r in whole],
@@ -194,12 +188,10 @@ def test_kueue_admits_slices_within_quota(das_experiments, kueue_installed, slo)
     )
     _mean_jct(slo, "kueue + slices", runs, profile.time_compression)
     queue = queue_minutes(runs, profile.time_compression)
-    slo.check(
+    slo.info(
         "kueue + slices: queue time median",
         stats.median(queue),
         unit="min",
-        threshold=None,
-        op="<=",
         n=len(queue),
         source=f"Job creation -> Workload admitted, paper minutes; P95 "
         f"{stats.percentile(queue, 95):.1f} min",
@@ -216,12 +208,10 @@ def test_das_webhook_rewrites_slice_requests(das_experiments, slo):
     runs = das_experiments.get("full", SLICED.name)
     problems = [p for r in runs for p in (r.webhook_problems or [])]
     assert not problems, f"DAS webhook did not rewrite {len(problems)} pod(s): {problems[:10]}"
-    slo.check(
+    slo.info(
         "DAS webhook: pods rewritten to mig.das.com/* and das-scheduler",
         sum(len(r.records) for r in runs),
         unit="pods",
-        threshold=None,
-        op=">=",
         n=len(runs),
         source="pod spec read back after the run: limits and schedulerName",
     )
@@ -248,12 +238,10 @@ def test_das_claims_follow_lifecycle_and_are_released(das_experiments, slo):
     timeout = das_experiments.cluster.profile.das_suite.release_timeout_s
     assert not leftover, f"slices still allocated {timeout:g} s after the jobs: {leftover}"
     assert not problems, f"AllocationClaim lifecycle problems: {problems[:10]}"
-    slo.check(
+    slo.info(
         "DAS AllocationClaims seen and released",
         sum(len(r.claims or {}) for r in runs),
         unit="claims",
-        threshold=None,
-        op=">=",
         n=len(runs),
         source=f"polled every 0.5 s in das_suite.das_namespace; released = deleted within "
         f"{timeout:g} s of the last job",
@@ -274,12 +262,10 @@ def test_das_slice_provisioning_latency(das_experiments, slo):
     assert lat, "no sliced pod was seen from creation to Running"
     profile = das_experiments.cluster.profile
     for q, name in ((50, "median"), (95, "p95")):
-        slo.check(
+        slo.info(
             f"DAS slice provisioning P{q} (pod creation -> Running)",
             stats.percentile(lat, q),
             unit="ms",
-            threshold=None,
-            op="<=",
             n=len(lat),
             source="pod watch events on arrival, limited experiment (no job waits)",
             samples=lat,

@@ -3,7 +3,6 @@ first use, shared by the tests that check them; tables printed at the end."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,8 @@ import pytest
 
 from pytest_k8sai.clusters.objects import owned_namespace
 from pytest_k8sai.core.profiles import GaieSuite, Profile
-from pytest_k8sai.core.runstate import get_state
+from pytest_k8sai.core.progress import progress
+from pytest_k8sai.core.session_runs import SessionRuns
 from pytest_k8sai.gaie import plots as gaie_plots
 from pytest_k8sai.gaie.epp import configs_path
 from pytest_k8sai.gaie.existing import ExistingPaths, run_overhead_existing, run_routing_existing
@@ -22,10 +22,7 @@ from pytest_k8sai.gaie.prompts import PromptSpec, build_requests, write_guidellm
 from pytest_k8sai.gaie.tables import cache_table, gateway_probe_table, overhead_table, routing_table
 from pytest_k8sai.gaie.tokenizer import tokenizer_dir
 from pytest_k8sai.report.plots import PlotLog
-
-
-def _log(msg: str) -> None:
-    print(msg, file=sys.__stderr__, flush=True)
+from pytest_k8sai.runstate import get_state
 
 
 def prompt_spec(s: GaieSuite) -> PromptSpec:
@@ -37,8 +34,9 @@ def prompt_spec(s: GaieSuite) -> PromptSpec:
     )
 
 
-class InferenceSuite:
-    """The session's experiment runs, made on first request (a failure is reported once)."""
+class InferenceSuite(SessionRuns[str, Any]):
+    """The session's experiment runs (one each), made on first request and kept; one that
+    failed is reported once, later tests that need it fail with one line."""
 
     def __init__(
         self,
@@ -48,16 +46,15 @@ class InferenceSuite:
         namespace: str,
         plots: PlotLog | None = None,
     ) -> None:
+        super().__init__()
         self.cluster = cluster
         self.profile: Profile = cluster.profile
         self.settings = self.profile.gaie_suite
         self.run_id = run_id
-        self.results = results / "gaie"
-        self.results.mkdir(parents=True, exist_ok=True)
+        self.work_dir = results / "gaie"
+        self.work_dir.mkdir(parents=True, exist_ok=True)
         self.namespace = namespace
         self.epp_configs = configs_path(self.settings.epp_configs)
-        self._done: dict[str, Any] = {}
-        self._failed: dict[str, str] = {}
         self.plots = plots  # drawn as each experiment ends, so its tests carry them in Allure
 
     @property
@@ -74,29 +71,24 @@ class InferenceSuite:
             tokenizer=tokenizer_dir(),
             timeout_s=self.settings.guidellm_timeout_s,
         )
-        report = run_guidellm(run, self.results, name=f"guidellm-{label.replace('+', '-')}")
-        _log(f"[k8sai] gaie: GuideLLM via {label} took {report.wall_s:.1f}s")
+        report = run_guidellm(run, self.work_dir, name=f"guidellm-{label.replace('+', '-')}")
+        progress(f"[k8sai] gaie: GuideLLM via {label} took {report.wall_s:.1f}s")
         return report.levels
 
     def _once(self, key: str, make: Callable[[], Any]) -> Any:
-        if key in self._failed:
-            pytest.fail(f"the {key} experiment failed earlier: {self._failed[key]}", pytrace=False)
-        if key not in self._done:
-            try:
-                self._done[key] = make()
-            except Exception as exc:
-                self._failed[key] = f"{type(exc).__name__}: {exc}"
-                pytest.fail(self._failed[key], pytrace=False)
-            self.draw(key)
-        return self._done[key]
+        return self.runs_of(key, 1, f"the {key} experiment", lambda number: make())[0]
 
-    def draw(self, key: str) -> None:
+    def _done(self, key: str) -> Any:
+        runs = self.results.get(key)
+        return runs[0] if runs else None
+
+    def draw(self) -> None:
         if self.plots is None:
             return
-        if key == "overhead":
-            gaie_plots.render_overhead(self.plots, self._done[key].paths)
-        elif key == "routing":
-            gaie_plots.render_routing(self.plots, self._done[key])
+        if ov := self._done("overhead"):
+            gaie_plots.render_overhead(self.plots, ov.paths)
+        if rt := self._done("routing"):
+            gaie_plots.render_routing(self.plots, rt)
 
     def existing(self) -> ExistingPaths:
         if self.settings.existing is None:
@@ -113,9 +105,9 @@ class InferenceSuite:
             if self.local:
                 return run_overhead(
                     self.cluster, self.namespace, self.run_id, s, self.epp_configs, self.load,
-                    self.results, _log,
+                    self.work_dir, progress,
                 )  # fmt: skip
-            return run_overhead_existing(self.existing(), s, self.results, self.load)
+            return run_overhead_existing(self.existing(), s, self.work_dir, self.load)
 
         return self._once("overhead", make)
 
@@ -124,13 +116,13 @@ class InferenceSuite:
 
         def make() -> RoutingRun:
             spec = prompt_spec(s)
-            data = self.results / "routing-prompts.jsonl"
+            data = self.work_dir / "routing-prompts.jsonl"
             write_guidellm_dataset(spec, data)
             prompts = list(dict.fromkeys(r.prompt for r in build_requests(spec)))
             if self.local:
                 return run_routing(
                     self.cluster, self.namespace, self.run_id, s, self.epp_configs,
-                    prompts, data, spec.requests, self.load, self.results, _log,
+                    prompts, data, spec.requests, self.load, self.work_dir, progress,
                 )  # fmt: skip
             return run_routing_existing(self.existing(), s, prompts, data, spec.requests, self.load)
 
@@ -139,11 +131,11 @@ class InferenceSuite:
     def tables(self) -> list:
         s = self.settings
         out = []
-        if ov := self._done.get("overhead"):
+        if ov := self._done("overhead"):
             if ov.probe:
                 out.append(gateway_probe_table(ov.probe))
             out.append(overhead_table(ov, s.overhead_concurrency))
-        if rt := self._done.get("routing"):
+        if rt := self._done("routing"):
             out.append(
                 routing_table(
                     rt,

@@ -57,21 +57,17 @@ def test_epp_routes_requests_to_pool_replicas(gaie, slo):
         for pod, endpoints in check.endpoints.items():
             assert len(endpoints) == 1, f"{pod} reached through several endpoints {endpoints}"
         on_one = max(check.repeat_pods.count(p) for p in set(check.repeat_pods))
-        checks.check(
+        slo.info(
             f"EPP {name}: replicas used for {check.n} distinct prompts",
             len(check.pods),
             unit="pods",
-            threshold=None,
-            op=">=",
             n=check.n,
             source="x-inference-pod response header of each replica",
         )
-        checks.check(
+        slo.info(
             f"EPP {name}: repeats of one prompt on one replica",
             on_one,
             unit=f"of {len(check.repeat_pods)}",
-            threshold=None,
-            op=">=",
             n=len(check.repeat_pods),
             source="x-inference-pod response header",
         )
@@ -110,12 +106,10 @@ def _mean_checks(checks: AllChecks, figure: str, level, metric: str) -> None:
     """An INFO figure per configuration and level: the mean with every request's value as
     samples, so ``--baseline`` can test tonight's mean against earlier nights'."""
     d = getattr(level, metric)
-    checks.check(
+    checks.slo.info(
         figure,
         d.mean,
         unit="ms",
-        threshold=None,
-        op="<=",
         n=d.n,
         source=f"GuideLLM, successful requests; {d.brief()}",
         samples=request_values(level, metric),
@@ -156,12 +150,10 @@ def test_overhead_of_gateway_and_pool_on_ttft(gaie, slo):
             n=min(direct.n, epp.n),
             source=f"GuideLLM; direct {direct.brief()}; gateway+pool+EPP {epp.brief()}",
         )
-        checks.check(
+        slo.info(
             f"overhead c={c}: mean TTFT added by gateway alone",
             gw.mean - direct.mean,
             unit="ms",
-            threshold=None,
-            op="<=",
             n=min(direct.n, gw.n),
             source=f"GuideLLM; gateway round robin {gw.brief()}",
         )
@@ -199,12 +191,10 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
             source=f"GuideLLM; P99 random {rnd.ttft_ms.p99:.1f} ms, prefix-aware "
             f"{pfx.ttft_ms.p99:.1f} ms",
         )
-        checks.check(
+        slo.info(
             f"routing c={c}: P99 e2e latency reduction by prefix-aware",
             1 - pfx.e2e_ms.p99 / rnd.e2e_ms.p99,
             unit="",
-            threshold=None,
-            op=">=",
             n=min(rnd.e2e_ms.n, pfx.e2e_ms.n),
             source=f"GuideLLM; mean e2e random {rnd.e2e_ms.mean:.0f} ms, prefix-aware "
             f"{pfx.e2e_ms.mean:.0f} ms",
@@ -215,12 +205,10 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
     for name in ROUTING_CONFIGS:
         cache = run.configs[name].cache
         if cache is not None and cache.queries:
-            checks.check(
+            slo.info(
                 f"routing {name}: prefix-cache hit rate",
                 cache.hit_rate,
                 unit="",
-                threshold=None,
-                op=">=",
                 n=int(cache.queries),
                 source="vllm:prefix_cache_hits / queries (tokens), all replicas, during load",
             )

@@ -7,18 +7,18 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from pytest_k8sai.core.session_runs import SessionRuns, progress
+from pytest_k8sai.core.apis import KUEUE_CRD
+from pytest_k8sai.core.progress import progress
+from pytest_k8sai.core.session_runs import SessionRuns
 from pytest_k8sai.kueue import plots as kueue_plots
 from pytest_k8sai.kueue.runs import RunResult, run_once
 from pytest_k8sai.kueue.setups import Setup, load_setups
 from pytest_k8sai.kueue.tables import table3, table4
 from pytest_k8sai.workloads.whisper import WhisperTrace, load_trace
 
-KUEUE_CRD = "clusterqueues.kueue.x-k8s.io"
-
 
 def selected_setups(config: pytest.Config) -> list[Setup]:
-    from pytest_k8sai.core.runstate import get_state
+    from pytest_k8sai.runstate import get_state
 
     wanted = get_state(config).profile.kueue_suite.setups
     setups = load_setups()

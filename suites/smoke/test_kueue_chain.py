@@ -117,21 +117,17 @@ def test_job_admitted_by_kueue_runs_on_gpu_node_and_completes(cluster, k8s_names
         n=1,
         source=f"pod watch Running->Succeeded ({run_s:.3f}s, written {RUN_SECONDS}s)",
     )
-    slo.check(
+    slo.info(
         "smoke job queue time",
         (chain.admitted - chain.created) * 1000,
         unit="ms",
-        threshold=None,
-        op="<=",
         n=1,
         source="Job create -> Workload Admitted, polled every 50 ms",
     )
-    slo.check(
+    slo.info(
         "smoke job JCT",
         (chain.completed - chain.created) * 1000,
         unit="ms",
-        threshold=None,
-        op="<=",
         n=1,
         source="Job create -> Complete, polled every 50 ms",
     )

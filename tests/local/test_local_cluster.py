@@ -125,30 +125,24 @@ def test_start_admit_and_destroy_leave_nothing_behind(
     stop_s = time.monotonic() - started
     _assert_gone(own_cluster_name, st.processes)
     # Figures for the results file, not assertions: the plugin's own tests stay untimed.
-    slo.check(
+    slo.info(
         "local cluster start, cached binaries",
         ready_s,
         unit="s",
-        threshold=None,
-        op="<=",
         n=1,
         source="LocalProvider.create() wall time, until nodes Ready",
     )
-    slo.check(
+    slo.info(
         "local start to first Kueue admission",
         admitted_s,
         unit="s",
-        threshold=None,
-        op="<=",
         n=1,
         source="create() + queue objects + Job, until Workload Admitted",
     )
-    slo.check(
+    slo.info(
         "local cluster teardown",
         stop_s,
         unit="s",
-        threshold=None,
-        op="<=",
         n=1,
         source="LocalProvider.destroy() wall time, processes gone and dir removed",
     )

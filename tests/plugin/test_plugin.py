@@ -201,13 +201,15 @@ def test_unreachable_existing_cluster_exits_once_with_paragraph(run, pytester):
     assert "Traceback" not in out
 
 
-def test_kind_profile_exits_with_explanation(run, pytester):
+def test_kind_profile_is_refused_naming_the_field(run, pytester):
+    # No kind provider exists yet, so a profile asking for one is bad input (exit 4).
     profile = pytester.path / "kind.yaml"
     profile.write_text("name: k\nprovider: kind\n")
     pytester.makepyfile("def test_a(cluster):\n    pass\n")
     result = run(f"--cluster={profile}")
-    assert result.ret == 3
-    assert "not implemented" in result.stdout.str()
+    assert result.ret == 4
+    err = result.stderr.str()
+    assert "field 'provider'" in err and "'local' or 'existing'" in err
 
 
 FAKE_PROVIDER_CONFTEST = """

@@ -234,13 +234,9 @@ def test_kueue_found_by_discovery_when_crds_are_forbidden(tmp_path, fake_api):
     assert "not found" in handle.missing["kueue"]
 
 
-def test_make_provider_existing_and_kind():
+def test_make_provider_existing():
     provider = make_provider(_profile(), kubeconfig="/x", context="y", keep=False)
     assert isinstance(provider, ExistingProvider)
-    kind = _profile().model_copy(update={"provider": "kind"})
-    with pytest.raises(ClusterError) as err:
-        make_provider(kind, kubeconfig=None, context=None, keep=False)
-    assert "not implemented" in str(err.value) and "container engine" in str(err.value)
 
 
 def test_reach_flags_rejected_for_local_profile():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_k8sai.core.errors import FailedEarlier
 from pytest_k8sai.core.session_runs import SessionRuns
 
 
@@ -41,6 +42,6 @@ def test_a_failed_key_fails_later_requests_without_rerunning():
 
     with pytest.raises(RuntimeError):
         s.runs_of("b", 1, "setup 'b'", boom)
-    with pytest.raises(pytest.fail.Exception, match="setup 'b' failed earlier .*cluster gone"):
+    with pytest.raises(FailedEarlier, match="setup 'b' failed earlier .*cluster gone"):
         s.runs_of("b", 1, "setup 'b'", boom)
     assert calls == 1 and s.draws == 0 and s.failed == {"b": "RuntimeError: cluster gone"}

@@ -15,6 +15,7 @@ from kubernetes.client.rest import ApiException
 
 from pytest_k8sai.clusters.local.controlplane import Ports
 from pytest_k8sai.clusters.local.pki import Pki, signed_by
+from pytest_k8sai.core.apis import KUEUE_CONFIG_API_VERSION
 from pytest_k8sai.core.errors import ClusterError
 
 NAMESPACE = "kueue-system"
@@ -35,7 +36,7 @@ def write_config(run: Path, ports: Ports, pki: Pki) -> Path:
     shutil.copy(crt, certs / "tls.crt")
     shutil.copy(key, certs / "tls.key")
     config = {
-        "apiVersion": "config.kueue.x-k8s.io/v1beta2",
+        "apiVersion": KUEUE_CONFIG_API_VERSION,
         "kind": "Configuration",
         "namespace": NAMESPACE,
         "leaderElection": {"leaderElect": False},

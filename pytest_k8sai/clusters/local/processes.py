@@ -67,12 +67,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def tail(path: Path, lines: int = 8) -> str:
     try:
         text = path.read_text(errors="replace").strip().splitlines()
@@ -198,9 +192,6 @@ class Supervisor:
                     f"{timeout_s:.0f}s. Last log lines: {tail(log)} -- full log: {log}"
                 )
             time.sleep(0.05)
-
-    def stop_all(self) -> list[str]:
-        return stop(list(reversed(self.records)))
 
     def stop_matching(self, prefix: str) -> list[str]:
         """Stop the processes whose names start with ``prefix`` and forget them (so the

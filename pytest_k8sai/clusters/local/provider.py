@@ -6,7 +6,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,17 +21,13 @@ from pytest_k8sai.clusters.local.pki import Pki, create_pki, new_token
 from pytest_k8sai.clusters.local.processes import Supervisor
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.core.profiles import Profile
+from pytest_k8sai.core.progress import progress
 
 Log = Callable[[str], None]
 METRICS_USER = "k8sai-metrics"
 KEEP_FAILED_LOGS = 5  # logs of the latest failed starts, kept for diagnosis
 START_ATTEMPTS = 3
 PORT_TAKEN = "address already in use"
-
-
-def stderr_log(msg: str) -> None:
-    # sys.__stderr__ bypasses pytest's capture, so progress on long steps is always visible.
-    print(msg, file=sys.__stderr__, flush=True)
 
 
 def _http(**tls: str) -> urllib3.PoolManager:
@@ -51,7 +46,7 @@ def _ok(pool: urllib3.PoolManager, url: str) -> bool:
 class LocalProvider(ClusterProvider):
     name = "local"
 
-    def __init__(self, profile: Profile, *, keep: bool = False, log: Log = stderr_log) -> None:
+    def __init__(self, profile: Profile, *, keep: bool = False, log: Log = progress) -> None:
         super().__init__(profile)
         self.keep = keep
         self.log = log

@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from pytest_k8sai.clusters import check_reach_flags
 from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.core.errors import K8saiError
-from pytest_k8sai.core.profiles import Profile
-from pytest_k8sai.core.verdicts import VerdictLog
-from pytest_k8sai.report.plots import PlotLog
-from pytest_k8sai.report.session import RunReport
+from pytest_k8sai.core.profiles import Profile, load_profile
+from pytest_k8sai.core.verdicts import VERDICTS_FILE, VerdictLog
+from pytest_k8sai.report.baseline import load_baseline
+from pytest_k8sai.report.plots import PLOTS_DIR, PlotLog
+from pytest_k8sai.report.session import RunReport, command_line, environment
 from pytest_k8sai.report.tables import TableLog
 
 # Free space a run needs under --results-dir: results.json with raw samples, plots and logs.
 MIN_FREE_BYTES = 64 * 1024 * 1024
+TABLES_FILE = "tables.md"
 
 
 @dataclass
@@ -40,6 +43,24 @@ class RunState:
     report: RunReport | None = None
     cluster: ClusterHandle | None = None
 
+    def header_lines(self) -> list[str]:
+        """What pytest prints under its own header: profile, run id, results, baseline."""
+        p = self.profile
+        lines = [
+            f"k8sai: profile {p.name} (provider {p.provider}), run id {self.run_id}",
+            f"k8sai: results in {self.results_dir}",
+        ]
+        report = self.report
+        if report is not None and report.comparer is not None:
+            comp = report.comparer.comparison
+            if comp.baseline_files:
+                lines.append(
+                    f"k8sai: baseline {len(comp.baseline_files)} file(s), run(s) "
+                    f"{', '.join(comp.baseline_run_ids)}"
+                )
+            lines += [f"k8sai: BASELINE ERROR: {e}" for e in report.baseline_errors]
+        return lines
+
     def attach_cluster(self, handle: ClusterHandle) -> None:
         """The cluster is up: its versions go into the results file."""
         self.cluster = handle
@@ -58,6 +79,45 @@ def get_state(config: pytest.Config) -> RunState:
             "pytest-k8sai fixtures were requested but the k8sai plugin did not configure this "
             "session; load it with '-p pytest_k8sai.plugin' or install the pytest-k8sai package."
         ) from None
+
+
+def start_session(config: pytest.Config) -> RunState:
+    """The session's state from the command line: the profile (checked), the results
+    directory (checked before anything runs), the baseline and the results writer."""
+    opt = config.option
+    profile = load_profile(opt.cluster)
+    check_reach_flags(profile, kubeconfig=opt.kubeconfig, context=opt.context)
+    # Relative to where pytest was started, so a later chdir cannot move it.
+    results_dir = (config.invocation_params.dir / Path(opt.results_dir)).resolve()
+    check_results_dir(results_dir)
+    # Read before this run writes anything: the baseline may be the results dir's last run.
+    baseline = None
+    if opt.baseline:
+        baseline = load_baseline((config.invocation_params.dir / opt.baseline).resolve())
+    run_id = new_run_id()
+    state = RunState(
+        profile=profile,
+        run_id=run_id,
+        results_dir=results_dir,
+        kubeconfig=opt.kubeconfig,
+        context=opt.context,
+        keep_cluster=opt.keep_cluster,
+        verdicts=VerdictLog(results_dir / VERDICTS_FILE, run_id=run_id),
+        tables=TableLog(results_dir / TABLES_FILE),
+        plots=PlotLog(results_dir / PLOTS_DIR),
+    )
+    if not opt.collectonly and not opt.help:
+        state.report = RunReport(
+            results_dir=results_dir,
+            run_id=run_id,
+            env=environment(profile, config.rootpath, command_line()),
+            verdicts=state.verdicts,
+            tables=state.tables,
+            plots=state.plots,
+            baseline=baseline,
+            profile=profile,
+        )
+    return state
 
 
 def new_run_id() -> str:
