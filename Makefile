@@ -1,20 +1,28 @@
-# pytest-k8sai: one command to run the suites, one to run the project's own tests.
+# pytest-k8sai: one command to run the suites, one to run the PR tier (what CI runs).
 PYTHON ?= python3
 PYTEST_ARGS ?=
+# Where `make installed` puts the wheel's virtualenv and runs from (outside the checkout).
+INSTALLED_DIR ?= /tmp/k8sai-installed
 
-.PHONY: install build run test kueue das gaie bench lint up down status
+.PHONY: install build run unit test installed kueue das gaie bench lint up down status
 
-install:            ## install the package and its dev tools (editable)
-	$(PYTHON) -m pip install -q -e '.[dev]'
+install:            ## install the package with all extras and the dev tools (editable)
+	$(PYTHON) -m pip install -q -e '.[dev,inference]'
 
 build: install      ## build (or find cached) etcd, kube-*, kwok, kueue, the sim and the EPP from their Go modules
 	k8sai local build --inference
 
-run: build          ## the main job: the gating suites against the local cluster
+run: build          ## the main job: the gating suite against the local cluster
 	$(PYTHON) -m pytest --cluster=local suites/smoke $(PYTEST_ARGS)
 
-test: build lint    ## the project's own tests, the smoke, GPU slicing and inference suites on the local cluster (CI runs this)
-	$(PYTHON) -m pytest --cluster=local tests suites/smoke suites/das suites/gaie $(PYTEST_ARGS)
+unit:               ## the pure unit tests: no Go, no cluster, seconds
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
+
+test: build lint    ## the PR tier: the project's tests and the smoke, GPU slicing and inference suites (CI)
+	$(PYTHON) -m pytest --cluster=local -m pr tests suites $(PYTEST_ARGS)
+
+installed: build    ## the built wheel in a fresh virtualenv (no extras), PR tier run from outside the checkout
+	bash .ci/installed-check "$(INSTALLED_DIR)"
 
 kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
 	$(PYTHON) -m pytest --cluster=local suites/kueue $(PYTEST_ARGS)
@@ -22,12 +30,12 @@ kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local clust
 das: build          ## the GPU slicing suite (paper Tables 5 and 6, Kueue + MIG) on the local cluster
 	$(PYTHON) -m pytest --cluster=local suites/das $(PYTEST_ARGS)
 
-bench: build        ## the job latency recorder's benchmarks: 10,000 Jobs fed directly and live
-	K8SAI_COLLECTOR_JOBS=10000 $(PYTHON) -m pytest --cluster=local -s --benchmark-only \
-		tests/test_joblatency_bench.py tests/test_joblatency_live_bench.py $(PYTEST_ARGS)
-
 gaie: build         ## the inference suite (paper Fig. 5-7); builds the sim and the EPP on first use
 	$(PYTHON) -m pytest --cluster=local suites/gaie $(PYTEST_ARGS)
+
+bench: build        ## the job latency recorder's benchmarks: 10,000 Jobs fed directly and live
+	K8SAI_COLLECTOR_JOBS=10000 $(PYTHON) -m pytest --cluster=local -s --benchmark-only \
+		tests/unit/test_joblatency_bench.py tests/local/test_joblatency_live_bench.py $(PYTEST_ARGS)
 
 lint: install
 	$(PYTHON) -m ruff check .

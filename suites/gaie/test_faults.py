@@ -7,6 +7,11 @@ import socket
 
 import pytest
 
+from pytest_k8sai.gaie.extra import missing_reason
+
+if reason := missing_reason():
+    pytest.skip(reason, allow_module_level=True)
+
 from pytest_k8sai.clusters.local.processes import pid_alive
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.gaie.stack import LocalStack

@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_k8sai.gaie.extra import missing_reason
+
+if reason := missing_reason():
+    pytest.skip(reason, allow_module_level=True)
+
 from pytest_k8sai.gaie.experiments import OVERHEAD_PATHS, ROUTING_CONFIGS
 from pytest_k8sai.gaie.tables import level_of, request_values
 
-pytestmark = [pytest.mark.nightly, pytest.mark.requires("inference_gateway")]
+# All of it is in the PR tier (CI), ~4-5 min on the local tier.
+pytestmark = [pytest.mark.pr, pytest.mark.nightly, pytest.mark.requires("inference_gateway")]
 
 
 class AllChecks:
@@ -40,7 +46,6 @@ def _levels(gaie, kind: str) -> list[int]:
     return s.routing_concurrency if kind == "routing" else s.overhead_concurrency
 
 
-@pytest.mark.pr
 def test_epp_routes_requests_to_pool_replicas(gaie, slo):
     """Each configuration's EPP sends requests to the pool's replicas: the random picker
     spreads them, the prefix-aware scorers keep repeats of one prompt on one replica."""
@@ -77,7 +82,6 @@ def test_epp_routes_requests_to_pool_replicas(gaie, slo):
     checks.done()
 
 
-@pytest.mark.pr
 def test_local_gateway_adds_little_latency(gaie, slo):
     checks = AllChecks(slo)
     if not gaie.local:

@@ -18,7 +18,8 @@ from pytest_k8sai.measure.ordering import (
     order_kept_across_groups,
 )
 
-pytestmark = [pytest.mark.pr, pytest.mark.nightly, pytest.mark.requires("kueue", "gpu")]
+# Nightly only: on the 2-core local tier the paper's absolute admission SLO flips with load.
+pytestmark = [pytest.mark.nightly, pytest.mark.requires("kueue", "gpu")]
 
 
 def _p99(values):

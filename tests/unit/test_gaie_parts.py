@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_k8sai.gaie.extra import INSTALL
+
+pytest.importorskip("grpc", reason=f"the EPP readiness check needs grpcio: {INSTALL}")
+
 from pytest_k8sai.clusters.local.build import Builder, load_components
 from pytest_k8sai.core.errors import NotApplicable, ProfileError
 from pytest_k8sai.core.profiles import SimReplica, load_profile
