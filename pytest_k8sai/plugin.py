@@ -12,6 +12,7 @@ import pytest
 from pytest_k8sai.core.errors import FailedEarlier, K8saiError, NotApplicable
 from pytest_k8sai.core.profiles import REQUIREMENTS, builtin_names
 from pytest_k8sai.core.requirements import requirements_of, skip_reason
+from pytest_k8sai.core.verdicts import BoundVerdicts
 from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers them
     _k8sai_cluster_requirements,
     cluster,
@@ -126,15 +127,20 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     return state.header_lines()
 
 
-def _outcomes() -> Generator[None, object, object]:
+def _outcomes(item: pytest.Item | None = None) -> Generator[None, object, object]:
     """Library code raises core exceptions; here they become pytest outcomes (the only place
-    besides fixtures.py that calls pytest.skip/fail)."""
+    besides fixtures.py that calls pytest.skip/fail). After the test body, the SLO checks that
+    failed (all were evaluated) fail the test, each on its own line."""
     try:
-        return (yield)
+        result = yield
     except NotApplicable as exc:
         pytest.skip(str(exc))
     except FailedEarlier as exc:
         pytest.fail(str(exc), pytrace=False)
+    bound = getattr(item, "funcargs", {}).get("slo") if item is not None else None
+    if isinstance(bound, BoundVerdicts) and bound.failures:
+        pytest.fail("\n".join(bound.failures), pytrace=False)
+    return result
 
 
 @pytest.hookimpl(wrapper=True)
@@ -144,7 +150,7 @@ def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    return (yield from _outcomes())
+    return (yield from _outcomes(item))
 
 
 @pytest.hookimpl(hookwrapper=True)

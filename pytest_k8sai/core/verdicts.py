@@ -157,13 +157,19 @@ class VerdictLog:
 
 
 class BoundVerdicts:
-    """The ``slo`` fixture: VerdictLog.check with the current test's nodeid filled in."""
+    """The ``slo`` fixture: VerdictLog.check with the current test's nodeid filled in.
+
+    A failed check does not stop the test: every verdict of a test is evaluated and reported,
+    and the plugin fails the test at its end listing each failed one (``failures``). A first
+    failing figure must not hide the others (e.g. the concurrency level after a failed one).
+    """
 
     def __init__(self, log: VerdictLog, nodeid: str, *, suite: str = "", setup: str = "") -> None:
         self.log = log
         self.nodeid = nodeid
         self.suite = suite
         self.setup = setup
+        self.failures: list[str] = []
 
     def check(
         self,
@@ -180,20 +186,24 @@ class BoundVerdicts:
         setup: str | None = None,
     ) -> Verdict:
         __tracebackhide__ = True
-        return self.log.check(
-            figure,
-            measured,
-            unit=unit,
-            threshold=threshold,
-            op=op,
-            n=n,
-            source=source,
-            nodeid=self.nodeid,
-            samples=samples,
-            statistic=statistic,
-            suite=self.suite,
-            setup=self.setup if setup is None else setup,
-        )
+        try:
+            return self.log.check(
+                figure,
+                measured,
+                unit=unit,
+                threshold=threshold,
+                op=op,
+                n=n,
+                source=source,
+                nodeid=self.nodeid,
+                samples=samples,
+                statistic=statistic,
+                suite=self.suite,
+                setup=self.setup if setup is None else setup,
+            )
+        except AssertionError as exc:
+            self.failures.append(str(exc))
+            return self.log.verdicts[-1]
 
     def info(
         self,

@@ -22,25 +22,6 @@ from pytest_k8sai.gaie.tables import level_of, request_values
 pytestmark = [pytest.mark.pr, pytest.mark.nightly, pytest.mark.requires("inference_gateway")]
 
 
-class AllChecks:
-    """Record every verdict of a test, then fail once listing the failed ones (a failure at
-    one concurrency level must not hide the verdicts of the others)."""
-
-    def __init__(self, slo) -> None:
-        self.slo = slo
-        self.failed: list[str] = []
-
-    def check(self, figure: str, measured: float, **kw) -> None:
-        try:
-            self.slo.check(figure, measured, **kw)
-        except AssertionError as exc:
-            self.failed.append(str(exc))
-
-    def done(self) -> None:
-        if self.failed:
-            pytest.fail("\n".join(self.failed), pytrace=False)
-
-
 def _levels(gaie, kind: str) -> list[int]:
     s = gaie.settings
     return s.routing_concurrency if kind == "routing" else s.overhead_concurrency
@@ -49,7 +30,6 @@ def _levels(gaie, kind: str) -> list[int]:
 def test_epp_routes_requests_to_pool_replicas(gaie, slo):
     """Each configuration's EPP sends requests to the pool's replicas: the random picker
     spreads them, the prefix-aware scorers keep repeats of one prompt on one replica."""
-    checks = AllChecks(slo)
     if not gaie.local:
         pytest.skip("routing is observed from the replicas' x-inference-pod header (local tier)")
     run = gaie.routing()
@@ -79,17 +59,15 @@ def test_epp_routes_requests_to_pool_replicas(gaie, slo):
     assert len(run.configs["random"].routing.pods) > 1, "random picker used a single replica"
     prefix = run.configs["prefix-aware"].routing.repeat_pods
     assert len(set(prefix)) == 1, f"prefix-aware EPP split repeats of one prompt: {prefix}"
-    checks.done()
 
 
 def test_local_gateway_adds_little_latency(gaie, slo):
-    checks = AllChecks(slo)
     if not gaie.local:
         pytest.skip("the local gateway runs on the local tier only")
     run = gaie.overhead()
     threshold = gaie.profile.slo.gaie_gateway_overhead_p50_ms
     for o in run.probe:
-        checks.check(
+        slo.check(
             f"local gateway ({o.path}): added time to first event P50",
             o.added_p50_ms,
             unit="ms",
@@ -103,14 +81,13 @@ def test_local_gateway_adds_little_latency(gaie, slo):
             samples=o.added_ms,
             statistic="median",
         )
-    checks.done()
 
 
-def _mean_checks(checks: AllChecks, figure: str, level, metric: str) -> None:
+def _mean_checks(slo, figure: str, level, metric: str) -> None:
     """An INFO figure per configuration and level: the mean with every request's value as
     samples, so ``--baseline`` can test tonight's mean against earlier nights'."""
     d = getattr(level, metric)
-    checks.slo.info(
+    slo.info(
         figure,
         d.mean,
         unit="ms",
@@ -121,12 +98,12 @@ def _mean_checks(checks: AllChecks, figure: str, level, metric: str) -> None:
     )
 
 
-def _failed_share_checks(checks: AllChecks, gaie, kind: str, runs: dict) -> None:
+def _failed_share_checks(slo, gaie, kind: str, runs: dict) -> None:
     limit = gaie.profile.slo.gaie_failed_request_share_max
     for name, path_run in runs.items():
         for lv in path_run.levels:
             planned = max(lv.planned or 0, lv.total)
-            checks.check(
+            slo.check(
                 f"{kind} {name} c={lv.streams}: errored+incomplete+unsent share",
                 lv.not_successful / planned if planned else 1.0,
                 unit="",
@@ -139,13 +116,12 @@ def _failed_share_checks(checks: AllChecks, gaie, kind: str, runs: dict) -> None
 
 def test_overhead_of_gateway_and_pool_on_ttft(gaie, slo):
     """Paper Fig. 5: mean TTFT of gateway + InferencePool + EPP over the direct path."""
-    checks = AllChecks(slo)
     run = gaie.overhead()
     limit = gaie.profile.slo.gaie_epp_overhead_ttft_ms_max
     for c in _levels(gaie, "overhead"):
         lv = {p: level_of(run.paths[p].levels, c) for p in OVERHEAD_PATHS}
         direct, gw, epp = (lv[p].ttft_ms for p in OVERHEAD_PATHS)
-        checks.check(
+        slo.check(
             f"overhead c={c}: mean TTFT added by gateway+pool+EPP",
             epp.mean - direct.mean,
             unit="ms",
@@ -162,21 +138,19 @@ def test_overhead_of_gateway_and_pool_on_ttft(gaie, slo):
             source=f"GuideLLM; gateway round robin {gw.brief()}",
         )
         for p in OVERHEAD_PATHS:
-            _mean_checks(checks, f"overhead c={c} {p}: mean TTFT", lv[p], "ttft_ms")
-    _failed_share_checks(checks, gaie, "overhead", run.paths)
-    checks.done()
+            _mean_checks(slo, f"overhead c={c} {p}: mean TTFT", lv[p], "ttft_ms")
+    _failed_share_checks(slo, gaie, "overhead", run.paths)
 
 
 def test_prefix_aware_routing_beats_random(gaie, slo):
     """Paper Fig. 6/7: random over prefix-aware mean TTFT, P99 TTFT reduction, e2e."""
-    checks = AllChecks(slo)
     run = gaie.routing()
     p = gaie.profile.slo
     for c in _levels(gaie, "routing"):
         rnd = level_of(run.configs["random"].levels, c)
         pfx = level_of(run.configs["prefix-aware"].levels, c)
         n = min(rnd.ttft_ms.n, pfx.ttft_ms.n)
-        checks.check(
+        slo.check(
             f"routing c={c}: mean TTFT random / prefix-aware",
             rnd.ttft_ms.mean / pfx.ttft_ms.mean,
             unit="x",
@@ -185,7 +159,7 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
             n=n,
             source=f"GuideLLM; random {rnd.ttft_ms.brief()}; prefix-aware {pfx.ttft_ms.brief()}",
         )
-        checks.check(
+        slo.check(
             f"routing c={c}: P99 TTFT reduction by prefix-aware",
             1 - pfx.ttft_ms.p99 / rnd.ttft_ms.p99,
             unit="",
@@ -204,8 +178,8 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
             f"{pfx.e2e_ms.mean:.0f} ms",
         )
         for name, lv in (("random", rnd), ("prefix-aware", pfx)):
-            _mean_checks(checks, f"routing c={c} {name}: mean TTFT", lv, "ttft_ms")
-            _mean_checks(checks, f"routing c={c} {name}: mean e2e latency", lv, "e2e_ms")
+            _mean_checks(slo, f"routing c={c} {name}: mean TTFT", lv, "ttft_ms")
+            _mean_checks(slo, f"routing c={c} {name}: mean e2e latency", lv, "e2e_ms")
     for name in ROUTING_CONFIGS:
         cache = run.configs[name].cache
         if cache is not None and cache.queries:
@@ -216,5 +190,4 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
                 n=int(cache.queries),
                 source="vllm:prefix_cache_hits / queries (tokens), all replicas, during load",
             )
-    _failed_share_checks(checks, gaie, "routing", run.configs)
-    checks.done()
+    _failed_share_checks(slo, gaie, "routing", run.configs)

@@ -181,6 +181,30 @@ def test_verdict_table_and_jsonl(run, pytester):
     ]
 
 
+def test_every_check_of_a_test_is_evaluated_before_it_fails(run, pytester):
+    # A failed figure must not hide the ones after it: all three are recorded, the two failed
+    # ones are listed in the failure, the test fails once at its end.
+    pytester.makepyfile(
+        """
+        def test_levels(slo):
+            slo.check("c=1 p99", 40, unit="ms", threshold=25, op="<=", n=10, source="s")
+            slo.check("c=4 p99", 10, unit="ms", threshold=25, op="<=", n=10, source="s")
+            slo.check("c=8 p99", 50, unit="ms", threshold=25, op="<=", n=10, source="s")
+            slo.info("c=8 mean", 20, unit="ms", n=10, source="s")
+        """
+    )
+    result = run("--results-dir=out")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*SLO FAILED: c=1 p99: measured 40 ms*",
+            "*SLO FAILED: c=8 p99: measured 50 ms*",
+        ]
+    )
+    lines = (pytester.path / "out" / "verdicts.jsonl").read_text().splitlines()
+    assert [json.loads(x)["figure"] for x in lines] == ["c=1 p99", "c=4 p99", "c=8 p99", "c=8 mean"]
+
+
 def test_unreachable_existing_cluster_exits_once_with_paragraph(run, pytester):
     profile = pytester.path / "gone.yaml"
     profile.write_text("name: gone\nprovider: existing\nreach:\n  kubeconfig: /nonexistent/kc\n")
