@@ -65,7 +65,7 @@ class RunState:
         """The cluster is up: its versions go into the results file."""
         self.cluster = handle
         if self.report is not None:
-            self.report.on_cluster(handle)
+            self.report.on_cluster(handle.provider, handle.versions, handle.timings)
 
 
 STATE = pytest.StashKey[RunState]()

@@ -10,14 +10,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
 
-from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.core.verdicts import VERDICTS_FILE, Verdict, VerdictLog
 from pytest_k8sai.report import allure as allure_out
@@ -180,12 +179,15 @@ class RunReport:
             self.results.plots = [*kept, PlotFile(file=rel, title=plot.title, suite=plot.suite)]
             self.writer.write()
 
-    def on_cluster(self, handle: ClusterHandle) -> None:
+    def on_cluster(
+        self, provider: str, versions: Mapping[str, str], timings_s: Mapping[str, float]
+    ) -> None:
+        """The cluster is up (or attached): its provider, versions and start phases."""
         with self.timed():
             env = self.results.environment
-            env.cluster_provider = handle.provider
-            env.versions = dict(handle.versions)
-            env.cluster_timings_s = dict(handle.timings)
+            env.cluster_provider = provider
+            env.versions = dict(versions)
+            env.cluster_timings_s = dict(timings_s)
             self.writer.write()
 
     def on_test_report(self, report: pytest.TestReport) -> None:
