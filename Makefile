@@ -35,7 +35,7 @@ gaie: build         ## the inference suite (paper Fig. 5-7); builds the sim and 
 
 bench: build        ## the job latency recorder's benchmarks: 10,000 Jobs fed directly and live
 	K8SAI_COLLECTOR_JOBS=10000 $(PYTHON) -m pytest --cluster=local -s --benchmark-only \
-		tests/unit/test_joblatency_bench.py tests/local/test_joblatency_live_bench.py $(PYTEST_ARGS)
+		tests/bench/test_joblatency_bench.py tests/bench/test_joblatency_live_bench.py $(PYTEST_ARGS)
 
 lint: install
 	$(PYTHON) -m ruff check .

@@ -3,7 +3,7 @@
 Paper Table 5 ran 8 jobs (4 medium on 1g.5gb, 4 large on 3g.20gb, none waiting) on whole GPUs
 and on slices. Its text gives mean / median / P95 job completion time: 14 / 10 / 36 min
 without MIG and 17 / 13 / 40 min with it. The per-job times are not published, so the fit
-uses this project's Whisper trace (fixtures/whisper_trace.yaml): the first 4 jobs of each model
+uses this project's Whisper trace (workloads/whisper_trace.yaml): the first 4 jobs of each model
 in the DAS creation order (medium-0, large-0, ..., large-3). Whole-GPU times are the trace's
 ``exec_seconds``; on a slice a job takes ``exec_seconds * slowdown[profile]``. The fit picks the
 pair of factors (grid, step 0.001, in [1, 2.5]) minimising the squared log-errors of the three
@@ -12,7 +12,7 @@ because the trace's 8 jobs only approximate the paper's 8 (their whole-GPU mean 
 are 13.9 / 8.3 / 34.3 min against the paper's 14 / 10 / 36). Only the local tier uses the
 factors; on a real cluster the job runs at whatever speed its slice gives it.
 
-``fixtures/make_mig_slowdown.py`` runs the fit and writes ``fixtures/mig_slowdown.yaml``.
+``fixtures/make_mig_slowdown.py`` runs the fit and writes ``das/mig_slowdown.yaml``.
 """
 
 from __future__ import annotations

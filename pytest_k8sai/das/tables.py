@@ -35,7 +35,7 @@ PAPER = {
 LOCAL_NOTE = (
     "Local tier: KWOK nodes expose the planner's slice layout as nvidia.com/mig-* resources and "
     "the real kube-scheduler places the pods; each pod runs its job's time x a per-profile "
-    "slowdown fitted to Table 5 (fixtures/mig_slowdown.yaml). This checks the suite and the "
+    "slowdown fitted to Table 5 (das/mig_slowdown.yaml). This checks the suite and the "
     "scheduling effect of slicing, NOT DAS (no webhook, das-scheduler or just-in-time slicing)."
 )
 

@@ -1,4 +1,4 @@
-"""The endpoint picker (GAIE EPP): its configurations (data in manifests/gaie/epp-configs.yaml),
+"""The endpoint picker (GAIE EPP): its configurations (data in gaie/epp_configs.yaml),
 its flags for a local run and its readiness."""
 
 from __future__ import annotations

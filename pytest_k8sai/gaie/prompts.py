@@ -2,7 +2,7 @@
 
 Paper (section 4.3): 32 earnings-call transcripts of about 8,500 tokens each, every one sent 8
 times (256 requests), at most 512 output tokens per summary. The transcripts live in
-``fixtures/prompts/earnings_calls.jsonl`` (synthetic, written by
+``gaie/prompts/earnings_calls.jsonl`` (synthetic, written by
 ``fixtures/make_earnings_calls.py``; a user can point ``transcripts_file`` at real ones in the
 same format: one JSON object per line with ``id``, ``title`` and ``text``).
 

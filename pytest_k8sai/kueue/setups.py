@@ -1,4 +1,4 @@
-"""Kueue queueing setups as data (manifests/kueue/setups.yaml) and the objects they become.
+"""Kueue queueing setups as data (kueue/setups.yaml) and the objects they become.
 
 A setup names its ClusterQueues as shares of the cluster's GPUs, which LocalQueue each model's
 jobs go to, and which models get a WorkloadPriorityClass. ``plan`` turns a setup into concrete
@@ -102,7 +102,7 @@ def plan(setup: Setup, namespace: str, total_gpus: int) -> Planned:
             raise K8saiError(
                 f"Kueue setup '{setup.name}': ClusterQueue '{cq.name}' gets share {cq.share} of "
                 f"{total_gpus} GPUs = {quota:g}, which is not a whole number of GPUs >= 1. Change "
-                "its share in manifests/kueue/setups.yaml or the profile's GPU count."
+                "its share in kueue/setups.yaml or the profile's GPU count."
             )
         spec = kueue.ClusterQueueSpec(
             name=f"{namespace}-{cq.name}",

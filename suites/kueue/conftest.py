@@ -29,7 +29,7 @@ def selected_setups(config: pytest.Config) -> list[Setup]:
     if unknown:
         raise pytest.UsageError(
             f"Profile field 'kueue_suite.setups' names unknown setups {unknown}; known: "
-            f"{sorted(known)} (manifests/kueue/setups.yaml)."
+            f"{sorted(known)} (kueue/setups.yaml)."
         )
     return [s for s in setups if s.name in wanted]
 
