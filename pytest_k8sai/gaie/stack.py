@@ -24,6 +24,7 @@ from pytest_k8sai.clusters.local.build import Builder
 from pytest_k8sai.clusters.local.kueue_manager import install_crd_files
 from pytest_k8sai.clusters.local.processes import Supervisor, free_port
 from pytest_k8sai.clusters.objects import ObjectTracker
+from pytest_k8sai.core.apis import POOL_PLURAL
 from pytest_k8sai.core.profiles import GaieSuite
 from pytest_k8sai.gaie import epp as eppmod
 from pytest_k8sai.gaie import pool as poolmod
@@ -97,7 +98,7 @@ class LocalStack:
         epp_port = free_port()
         self.tracker.create(
             poolmod.inference_pool(self.pool, ports, f"{self.pool}-epp", epp_port),
-            poolmod.POOL_PLURAL,
+            POOL_PLURAL,
             self.namespace,
         )
         ips = poolmod.wait_pod_ips(
