@@ -130,6 +130,15 @@ def test_mann_whitney_matches_a_hand_computed_case():
     assert mann_whitney_u([2, 2, 2], [2, 2]).p_value == 1.0
 
 
+def test_mann_whitney_corrects_for_ties():
+    # x = 1,2,2,3 vs y = 2,3,3,4: average ranks 1, 3, 3, 6 -> U = 13 - 10 = 3, mu = 8; ties
+    # 2,2,2 and 3,3,3 give var = 16/12 * (9 - 2*(27-3)/(8*7)); z = (3 - 8 + 0.5) / sqrt(var)
+    r = mann_whitney_u([1, 2, 2, 3], [2, 3, 3, 4])
+    var = 16 / 12 * (9 - 48 / 56)
+    assert r.u == 3 and r.z == pytest.approx(-4.5 / var**0.5)
+    assert r.p_value == pytest.approx(0.172034, abs=1e-6)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mann_whitney_is_symmetric_and_sees_a_shift(seed):
     # What the regression rule relies on: the two-sided p does not depend on which side is the
