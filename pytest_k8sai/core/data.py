@@ -16,11 +16,6 @@ PACKAGE = "pytest_k8sai"
 
 
 def data_file(*parts: str) -> Path:
-    """The path of a packaged data file, e.g. ``data_file("das", "mig_catalogue.yaml")``."""
+    """A packaged data file or folder, e.g. ``data_file("das", "mig_catalogue.yaml")``."""
     # setuptools installs package data as plain files (no zip), so a real Path is always there.
     return Path(str(resources.files(PACKAGE).joinpath(*parts)))
-
-
-def data_dir(*parts: str) -> Path:
-    """A packaged data folder (e.g. the built-in profiles)."""
-    return data_file(*parts)

@@ -12,11 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from pytest_k8sai.core.data import data_dir
+from pytest_k8sai.core.data import data_file
 from pytest_k8sai.core.errors import ProfileError
 from pytest_k8sai.core.yamlfiles import invalid_fields, read_yaml, validate
 
-BUILTIN_DIR = data_dir("core", "profiles")
+BUILTIN_DIR = data_file("core", "profiles")
 LOCAL_CLUSTER_ENV = "K8SAI_LOCAL_CLUSTER"
 
 # Names a test may use in @pytest.mark.requires(...); each maps to a capability check below.
