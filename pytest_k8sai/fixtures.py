@@ -25,6 +25,7 @@ from pytest_k8sai.clusters.objects import owned_namespace
 from pytest_k8sai.core.errors import ClusterError, K8saiError
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.core.requirements import requirements_of
+from pytest_k8sai.core.paper import paper_numbers
 from pytest_k8sai.core.verdicts import BoundVerdicts
 from pytest_k8sai.report.labels import setup_of, suite_of
 from pytest_k8sai.report.plots import PlotLog
@@ -74,7 +75,7 @@ def slo(request: pytest.FixtureRequest) -> BoundVerdicts:
     optional ``samples=`` (raw values, for results and --baseline) and ``statistic=``."""
     node = request.node
     return get_state(request.config).verdicts.bind(
-        node.nodeid, suite=suite_of(node.nodeid), setup=setup_of(node)
+        node.nodeid, suite=suite_of(node.nodeid), setup=setup_of(node), paper=paper_numbers()
     )
 
 

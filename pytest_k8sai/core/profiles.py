@@ -110,6 +110,19 @@ class Slo(_Strict):
     # Mean TTFT added by gateway + InferencePool + EPP over the direct path, per concurrency
     # level (paper Fig. 5: 3..11 ms).
     gaie_epp_overhead_ttft_ms_max: float = Field(11.0, gt=0)
+    # The EPP's own scheduling latency, P99 of inference_extension_scheduler_e2e_duration_seconds
+    # over the gateway+pool+EPP load (its part of Fig. 5's added TTFT; paper: <= 11 ms in all).
+    gaie_epp_scheduling_p99_ms: float = Field(11.0, gt=0)
+    # Prefix-cache hit rate (tokens) the prefix-aware EPP reaches during the routing load, and
+    # how far above random routing's. The EPP decides both: the replicas only count hits. (No
+    # paper value: the defaults leave room for the first, uncached, request of each prompt.)
+    gaie_prefix_hit_rate_min: float = Field(0.6, ge=0, le=1)
+    gaie_prefix_hit_rate_gain_min: float = Field(0.2, ge=0, le=1)
+    # Requests per replica, busiest over mean, per routing configuration during the load: the
+    # random picker spreads them; the prefix-aware scorers concentrate prompts but must not pile
+    # the pool onto a few replicas (8 replicas: 8.0 would be all on one).
+    gaie_random_spread_max: float = Field(1.5, ge=1)
+    gaie_prefix_spread_max: float = Field(2.5, ge=1)
     # Mean TTFT, random over prefix-aware routing, per concurrency level (paper: ~6.25).
     gaie_ttft_mean_ratio_min: float = Field(2.0, gt=0)
     # P99 TTFT reduction of prefix-aware against random routing, 1 - P99 ratio (paper: up to
@@ -117,6 +130,20 @@ class Slo(_Strict):
     gaie_ttft_p99_reduction_min: float = Field(0.5, ge=0, le=1)
     # Share of GuideLLM requests errored or incomplete that a run may have.
     gaie_failed_request_share_max: float = Field(0.0, ge=0, le=1)
+
+
+class Calibration(_Strict):
+    """Evidence for one locally calibrated threshold (``k8sai calibrate`` writes these): what
+    the trials measured on the machine named, and the margin the threshold leaves beyond the
+    worst trial. The threshold itself is the ``slo`` field of the same name."""
+
+    trials: int = Field(ge=1)
+    n: int = Field(0, ge=0)  # verdicts behind the figures (e.g. one per concurrency level)
+    mean: float
+    worst: float
+    margin: float = Field(ge=0)
+    machine: str = ""
+    date: str = ""
 
 
 class Regression(_Strict):
@@ -263,6 +290,19 @@ class Profile(_Strict):
     das_suite: DasSuite = Field(default_factory=DasSuite)
     gaie_suite: GaieSuite = Field(default_factory=GaieSuite)
     local: LocalTier = Field(default_factory=LocalTier)
+    # slo field -> the trials its threshold was calibrated on (tiers whose control plane
+    # shares cores with the harness do not meet the paper's absolute values).
+    calibration: dict[str, Calibration] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _calibrated_fields_exist(self) -> Profile:
+        unknown = sorted(set(self.calibration) - set(Slo.model_fields))
+        if unknown:
+            raise ValueError(
+                f"calibration names {', '.join(unknown)}, which are not slo fields "
+                f"(slo fields: {', '.join(Slo.model_fields)})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _mig_needs_gpus(self) -> Profile:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import operator
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +50,12 @@ class Verdict(BaseModel):
     statistic: Statistic | None = None  # which summary of ``samples`` it is (None: median)
     suite: str = ""  # e.g. "kueue": the directory under suites/
     setup: str = ""  # e.g. "best-effort-fifo": the experiment setup, when there is one
+    key: str = ""  # the profile's slo field the threshold came from (for calibration)
+    paper: float | None = None  # what the paper measured for that field, same unit
+    # Set on a model check: why this figure is reported, not judged (the project's own inputs
+    # fix it on this tier), and the threshold it is held to where real components decide it.
+    model_check: str = ""
+    model_threshold: float | None = None
 
     @property
     def verdict(self) -> str:
@@ -60,9 +66,21 @@ class Verdict(BaseModel):
     def describe(self) -> str:
         """One line a performance engineer can act on: what, how much, against what, from where."""
         got = f"measured {_num(self.measured)} {self.unit}".rstrip()
+        if self.model_check:
+            held = (
+                f"; held to {self.op} {_num(self.model_threshold)} where real parts decide it"
+                if self.model_threshold is not None
+                else ""
+            )
+            return (
+                f"model check (not judged: {self.model_check}{held}): {self.figure}: {got} "
+                f"(n={self.n}, source: {self.source})"
+            )
         if self.threshold is None:
             return f"{self.figure}: {got} (n={self.n}, source: {self.source})"
         want = f"required {self.op} {_num(self.threshold)} {self.unit}".rstrip()
+        if self.paper is not None:
+            want += f" (paper {_num(self.paper)})"
         word = "met" if self.passed else "FAILED"
         return f"SLO {word}: {self.figure}: {got}, {want} (n={self.n}, source: {self.source})"
 
@@ -117,8 +135,14 @@ class VerdictLog:
         statistic: Statistic | None = None,
         suite: str = "",
         setup: str = "",
+        key: str = "",
+        paper: float | None = None,
+        model_check: str = "",
     ) -> Verdict:
         """Record the verdict; raise AssertionError (after recording) when it fails.
+
+        ``model_check``: a reason this figure is fixed by the project's own inputs on this tier;
+        it is then recorded as INFO with ``threshold`` kept as ``model_threshold``.
 
         ``samples``: the raw values behind ``measured`` (e.g. every admission attempt behind a
         P99), kept in the results file and used by ``--baseline``; ``statistic`` says which
@@ -127,6 +151,9 @@ class VerdictLog:
         # float()/int() accept numpy scalars, which pydantic's int validation would not.
         measured = float(measured)
         threshold = None if threshold is None else float(threshold)
+        model_threshold = None
+        if model_check:
+            threshold, model_threshold = None, threshold
         verdict = Verdict(
             figure=figure,
             measured=measured,
@@ -142,14 +169,25 @@ class VerdictLog:
             statistic=statistic,
             suite=suite,
             setup=setup,
+            key=key,
+            paper=None if paper is None else float(paper),
+            model_check=model_check,
+            model_threshold=model_threshold,
         )
         self.record(verdict)
         if not verdict.passed:
             raise AssertionError(verdict.describe())
         return verdict
 
-    def bind(self, nodeid: str, *, suite: str = "", setup: str = "") -> BoundVerdicts:
-        return BoundVerdicts(self, nodeid, suite=suite, setup=setup)
+    def bind(
+        self,
+        nodeid: str,
+        *,
+        suite: str = "",
+        setup: str = "",
+        paper: Mapping[str, float] | None = None,
+    ) -> BoundVerdicts:
+        return BoundVerdicts(self, nodeid, suite=suite, setup=setup, paper=paper)
 
     @property
     def failed(self) -> list[Verdict]:
@@ -164,11 +202,20 @@ class BoundVerdicts:
     failing figure must not hide the others (e.g. the concurrency level after a failed one).
     """
 
-    def __init__(self, log: VerdictLog, nodeid: str, *, suite: str = "", setup: str = "") -> None:
+    def __init__(
+        self,
+        log: VerdictLog,
+        nodeid: str,
+        *,
+        suite: str = "",
+        setup: str = "",
+        paper: Mapping[str, float] | None = None,
+    ) -> None:
         self.log = log
         self.nodeid = nodeid
         self.suite = suite
         self.setup = setup
+        self.paper = dict(paper or {})  # slo field -> the paper's value, shown beside a threshold
         self.failures: list[str] = []
 
     def check(
@@ -184,7 +231,12 @@ class BoundVerdicts:
         samples: Sequence[float] | None = None,
         statistic: Statistic | None = None,
         setup: str | None = None,
+        key: str = "",
+        model_check: str = "",
     ) -> Verdict:
+        """``key``: the slo field ``threshold`` came from (calibration, the paper's value);
+        ``model_check``: why the figure is fixed by the project's own inputs on this tier (it
+        is then reported as INFO, never judged)."""
         __tracebackhide__ = True
         try:
             return self.log.check(
@@ -200,6 +252,9 @@ class BoundVerdicts:
                 statistic=statistic,
                 suite=self.suite,
                 setup=self.setup if setup is None else setup,
+                key=key,
+                paper=self.paper.get(key) if key else None,
+                model_check=model_check,
             )
         except AssertionError as exc:
             self.failures.append(str(exc))
@@ -259,13 +314,19 @@ def _fit(text: str, width: int) -> str:
 HEADERS = ("figure", "measured", "threshold", "verdict", "n", "source")
 _GAP = "  "
 # Caps for the middle columns; figure and source share whatever width is left.
-_CAPS = {"measured": 16, "threshold": 18, "verdict": 7, "n": 8}
+_CAPS = {"measured": 16, "threshold": 22, "verdict": 7, "n": 8}
 
 
 def _cells(v: Verdict) -> tuple[str, ...]:
     measured = f"{_num(v.measured)} {v.unit}".rstrip()
     threshold = "-" if v.threshold is None else f"{v.op} {_num(v.threshold)} {v.unit}".rstrip()
-    return (v.figure, measured, threshold, v.verdict, str(v.n), v.source)
+    if v.threshold is not None and v.paper is not None:
+        threshold += f" (paper {_num(v.paper)})"
+    source = v.source
+    if v.model_check:
+        held = "" if v.model_threshold is None else f", {v.op} {_num(v.model_threshold)} on real parts"
+        source = f"MODEL CHECK ({v.model_check}{held}); {source}"
+    return (v.figure, measured, threshold, v.verdict, str(v.n), source)
 
 
 def format_verdict_rows(
