@@ -23,9 +23,9 @@ from pytest_k8sai.clusters.base import (
 )
 from pytest_k8sai.clusters.objects import owned_namespace
 from pytest_k8sai.core.errors import ClusterError, K8saiError
+from pytest_k8sai.core.paper import paper_numbers
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.core.requirements import requirements_of
-from pytest_k8sai.core.paper import paper_numbers
 from pytest_k8sai.core.verdicts import BoundVerdicts
 from pytest_k8sai.report.labels import setup_of, suite_of
 from pytest_k8sai.report.plots import PlotLog

@@ -56,6 +56,10 @@ class Verdict(BaseModel):
     # fix it on this tier), and the threshold it is held to where real components decide it.
     model_check: str = ""
     model_threshold: float | None = None
+    # Sizes of consecutive groups of ``samples`` that came from separate experiment runs (e.g.
+    # one group per repetition of a setup), so ``--baseline`` resamples runs before samples;
+    # None: all samples are one run.
+    sample_runs: list[int] | None = None
 
     @property
     def verdict(self) -> str:
@@ -73,8 +77,8 @@ class Verdict(BaseModel):
                 else ""
             )
             return (
-                f"model check (not judged: {self.model_check}{held}): {self.figure}: {got} "
-                f"(n={self.n}, source: {self.source})"
+                f"INFO, not judged on this tier ({self.model_check}{held}): {self.figure}: "
+                f"{got} (n={self.n}, source: {self.source})"
             )
         if self.threshold is None:
             return f"{self.figure}: {got} (n={self.n}, source: {self.source})"
@@ -324,8 +328,10 @@ def _cells(v: Verdict) -> tuple[str, ...]:
         threshold += f" (paper {_num(v.paper)})"
     source = v.source
     if v.model_check:
-        held = "" if v.model_threshold is None else f", {v.op} {_num(v.model_threshold)} on real parts"
-        source = f"MODEL CHECK ({v.model_check}{held}); {source}"
+        held = (
+            "" if v.model_threshold is None else f", {v.op} {_num(v.model_threshold)} on real parts"
+        )
+        source = f"NOT JUDGED HERE: {v.model_check}{held}; {source}"
     return (v.figure, measured, threshold, v.verdict, str(v.n), source)
 
 

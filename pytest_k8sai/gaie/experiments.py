@@ -28,12 +28,16 @@ from pytest_k8sai.gaie.probe import Overhead, added_latency
 from pytest_k8sai.gaie.replicas import CacheCounters, cache_counters, count_tokens, kv_blocks_for
 from pytest_k8sai.gaie.routingcheck import RoutingSample, sample_routing, warm_up
 from pytest_k8sai.gaie.stack import LocalStack
+from pytest_k8sai.measure.prometheus import Histogram, histogram, scrape
 
 Log = Callable[[str], None]
 # (target base URL, dataset file, concurrency levels, requests per level, label) -> results
 LoadRunner = Callable[[str, Path, list[int], int, str], list[Any]]
 
 OVERHEAD_PATHS = ("direct", "gateway", "gateway+pool+epp")
+# The EPP's own end-to-end scheduling latency per request (GAIE v1.5.0 pkg/epp/metrics:
+# buckets 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100 ms): its part of Fig. 5's added TTFT.
+EPP_SCHEDULING_METRIC = "inference_extension_scheduler_e2e_duration_seconds"
 ROUTING_CONFIGS = ("random", "prefix-aware")
 # Sent a few times before the load: long enough for the prefix scorer to match on (it hashes
 # blocks of about 64 characters), and in no dataset, so it warms no cache the load uses.
@@ -62,6 +66,16 @@ class PathRun:
 class OverheadRun:
     probe: list[Overhead]
     paths: dict[str, PathRun] = field(default_factory=dict)
+    # The EPP's scheduling-latency histogram over the gateway+pool+EPP load (all levels).
+    epp_scheduling: Histogram | None = None
+
+
+def epp_scheduling_histogram(metrics_port: int) -> Histogram:
+    text = scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+    try:
+        return histogram(text, EPP_SCHEDULING_METRIC)
+    except KeyError:  # a labelless HistogramVec appears only with its first observation
+        return Histogram(EPP_SCHEDULING_METRIC, (), 0.0, 0.0)
 
 
 @dataclass
@@ -117,12 +131,16 @@ def run_overhead(
             settings.overhead_requests,
             settings.overhead_output_tokens,
         )
+        epp_metrics = stack.epp_metrics["prefix-aware"]
         for name in OVERHEAD_PATHS:
             log(f"[k8sai] gaie overhead: GuideLLM via {name} at {settings.overhead_concurrency}")
+            before = epp_scheduling_histogram(epp_metrics) if name == "gateway+pool+epp" else None
             levels = load(
                 targets[name], data, settings.overhead_concurrency, settings.overhead_requests, name
             )
             run.paths[name] = PathRun(name, targets[name], levels)
+            if before is not None:
+                run.epp_scheduling = epp_scheduling_histogram(epp_metrics).minus(before)
         return run
     finally:
         stack.close()

@@ -77,6 +77,8 @@ class LocalStack:
         self.tracker = ObjectTracker(cluster.api_client, run_id)
         self.replicas: list[Replica] = []
         self.epp_ports: dict[str, int] = {}
+        # Each EPP's own /metrics port (its scheduling-latency histogram is read from there).
+        self.epp_metrics: dict[str, int] = {}
         self.gateways: dict[str, str] = {}  # name -> base URL
         self._made_node = False
         atexit.register(self.close)
@@ -136,6 +138,7 @@ class LocalStack:
             f"{eppmod.READY_PODS_METRIC} >= {self.n} on :{metrics}/metrics",
         )
         self.epp_ports[config_name] = grpc_port
+        self.epp_metrics[config_name] = metrics
         return grpc_port
 
     def start_gateway(self, name: str, *, epp_port: int | None = None) -> str:

@@ -115,20 +115,26 @@ def _failed_share_checks(slo, gaie, kind: str, runs: dict) -> None:
 
 
 def test_overhead_of_gateway_and_pool_on_ttft(gaie, slo):
-    """Paper Fig. 5: mean TTFT of gateway + InferencePool + EPP over the direct path."""
+    """Paper Fig. 5: mean TTFT of gateway + InferencePool + EPP over the direct path, and the
+    EPP's own part of it: its scheduling latency per request, from its own metrics.
+
+    On the local tier the end-to-end difference is mostly the project's Python gateway (an
+    Envoy stand-in) and the 2 shared cores, so its bound there is calibrated (profile
+    ``calibration``); the EPP's scheduling P99 is what the real EPP decides, judged beside it."""
     run = gaie.overhead()
-    limit = gaie.profile.slo.gaie_epp_overhead_ttft_ms_max
+    p = gaie.profile.slo
     for c in _levels(gaie, "overhead"):
-        lv = {p: level_of(run.paths[p].levels, c) for p in OVERHEAD_PATHS}
-        direct, gw, epp = (lv[p].ttft_ms for p in OVERHEAD_PATHS)
+        lv = {name: level_of(run.paths[name].levels, c) for name in OVERHEAD_PATHS}
+        direct, gw, epp = (lv[name].ttft_ms for name in OVERHEAD_PATHS)
         slo.check(
             f"overhead c={c}: mean TTFT added by gateway+pool+EPP",
             epp.mean - direct.mean,
             unit="ms",
-            threshold=limit,
+            threshold=p.gaie_epp_overhead_ttft_ms_max,
             op="<=",
             n=min(direct.n, epp.n),
             source=f"GuideLLM; direct {direct.brief()}; gateway+pool+EPP {epp.brief()}",
+            key="gaie_epp_overhead_ttft_ms_max",
         )
         slo.info(
             f"overhead c={c}: mean TTFT added by gateway alone",
@@ -137,8 +143,23 @@ def test_overhead_of_gateway_and_pool_on_ttft(gaie, slo):
             n=min(direct.n, gw.n),
             source=f"GuideLLM; gateway round robin {gw.brief()}",
         )
-        for p in OVERHEAD_PATHS:
-            _mean_checks(slo, f"overhead c={c} {p}: mean TTFT", lv[p], "ttft_ms")
+        for name in OVERHEAD_PATHS:
+            _mean_checks(slo, f"overhead c={c} {name}: mean TTFT", lv[name], "ttft_ms")
+    sched = run.epp_scheduling
+    if sched is not None:
+        assert sched.count > 0, "the EPP recorded no scheduling during the gateway+pool+EPP load"
+        slo.check(
+            "overhead: EPP scheduling latency P99 (its own metric)",
+            sched.quantile(0.99) * 1000,
+            unit="ms",
+            threshold=p.gaie_epp_scheduling_p99_ms,
+            op="<=",
+            n=int(sched.count),
+            source="inference_extension_scheduler_e2e_duration_seconds increase over the "
+            "gateway+pool+EPP load (all levels), buckets 0.1-100 ms, interpolated; mean "
+            f"{sched.sum / sched.count * 1000:.3f} ms",
+            key="gaie_epp_scheduling_p99_ms",
+        )
     _failed_share_checks(slo, gaie, "overhead", run.paths)
 
 
@@ -146,6 +167,15 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
     """Paper Fig. 6/7: random over prefix-aware mean TTFT, P99 TTFT reduction, e2e."""
     run = gaie.routing()
     p = gaie.profile.slo
+    # On the local tier a replica's TTFT is the sim's latency model (profile gaie_suite.sim:
+    # a fixed part plus a cost per uncached prompt token, no load factor): given the hit rate
+    # the EPP reached, these magnitudes follow from the project's own constants.
+    fixed = (
+        "model check: sim TTFT = prefill_overhead_ms + prefill_time_per_token_ms x uncached "
+        "tokens (profile constants), so given the hit rate this ratio is fixed by them"
+        if gaie.local
+        else ""
+    )
     for c in _levels(gaie, "routing"):
         rnd = level_of(run.configs["random"].levels, c)
         pfx = level_of(run.configs["prefix-aware"].levels, c)
@@ -158,6 +188,8 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
             op=">=",
             n=n,
             source=f"GuideLLM; random {rnd.ttft_ms.brief()}; prefix-aware {pfx.ttft_ms.brief()}",
+            key="gaie_ttft_mean_ratio_min",
+            model_check=fixed,
         )
         slo.check(
             f"routing c={c}: P99 TTFT reduction by prefix-aware",
@@ -168,7 +200,10 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
             n=n,
             source=f"GuideLLM; P99 random {rnd.ttft_ms.p99:.1f} ms, prefix-aware "
             f"{pfx.ttft_ms.p99:.1f} ms",
+            key="gaie_ttft_p99_reduction_min",
+            model_check=fixed,
         )
+        _routing_decision_checks(slo, gaie, run, c)
         slo.info(
             f"routing c={c}: P99 e2e latency reduction by prefix-aware",
             1 - pfx.e2e_ms.p99 / rnd.e2e_ms.p99,
@@ -180,14 +215,67 @@ def test_prefix_aware_routing_beats_random(gaie, slo):
         for name, lv in (("random", rnd), ("prefix-aware", pfx)):
             _mean_checks(slo, f"routing c={c} {name}: mean TTFT", lv, "ttft_ms")
             _mean_checks(slo, f"routing c={c} {name}: mean e2e latency", lv, "e2e_ms")
-    for name in ROUTING_CONFIGS:
-        cache = run.configs[name].cache
-        if cache is not None and cache.queries:
-            slo.info(
-                f"routing {name}: prefix-cache hit rate",
-                cache.hit_rate,
-                unit="",
-                n=int(cache.queries),
-                source="vllm:prefix_cache_hits / queries (tokens), all replicas, during load",
-            )
     _failed_share_checks(slo, gaie, "routing", run.configs)
+
+
+def _routing_decision_checks(slo, gaie, run, c: int) -> None:
+    """What the EPP decides at one level: where prompts land, hence the replicas' prefix-cache
+    hit rate (the replicas only count hits), and how evenly the pool is loaded."""
+    p = gaie.profile.slo
+    caches = {name: run.configs[name].cache_by_level.get(c) for name in ROUTING_CONFIGS}
+    if any(cache is None or not cache.queries for cache in caches.values()):
+        slo.info(
+            f"routing c={c}: prefix-cache hit rate not measured",
+            float("nan"),
+            unit="",
+            n=0,
+            source="no replica metrics (profile gaie_suite.existing.metrics_urls unset)",
+        )
+        return
+    rnd, pfx = caches["random"], caches["prefix-aware"]
+    src = "vllm:prefix_cache_hits / vllm:prefix_cache_queries (tokens), all replicas, this load"
+    slo.check(
+        f"routing prefix-aware c={c}: prefix-cache hit rate",
+        pfx.hit_rate,
+        unit="",
+        threshold=p.gaie_prefix_hit_rate_min,
+        op=">=",
+        n=int(pfx.queries),
+        source=f"{src}; {pfx.hits:.0f} of {pfx.queries:.0f} tokens",
+        key="gaie_prefix_hit_rate_min",
+    )
+    slo.info(
+        f"routing random c={c}: prefix-cache hit rate",
+        rnd.hit_rate,
+        unit="",
+        n=int(rnd.queries),
+        source=f"{src}; {rnd.hits:.0f} of {rnd.queries:.0f} tokens",
+    )
+    slo.check(
+        f"routing c={c}: hit rate gain, prefix-aware - random",
+        pfx.hit_rate - rnd.hit_rate,
+        unit="",
+        threshold=p.gaie_prefix_hit_rate_gain_min,
+        op=">=",
+        n=int(min(pfx.queries, rnd.queries)),
+        source=f"{src}; random {rnd.hit_rate:.3f}, prefix-aware {pfx.hit_rate:.3f}",
+        key="gaie_prefix_hit_rate_gain_min",
+    )
+    limits = {"random": p.gaie_random_spread_max, "prefix-aware": p.gaie_prefix_spread_max}
+    keys = {"random": "gaie_random_spread_max", "prefix-aware": "gaie_prefix_spread_max"}
+    for name, cache in caches.items():
+        per = cache.per_replica
+        if not per or not sum(per):
+            continue
+        mean = sum(per) / len(per)
+        slo.check(
+            f"routing {name} c={c}: requests on the busiest replica / mean",
+            max(per) / mean,
+            unit="x",
+            threshold=limits[name],
+            op="<=",
+            n=int(sum(per)),
+            source="vllm:request_success_total per replica during this load: "
+            + " ".join(f"{v:.0f}" for v in per),
+            key=keys[name],
+        )

@@ -20,24 +20,31 @@ from pytest_k8sai.workloads.whisper import WhisperTrace, load_trace
 def selected_setups(config: pytest.Config) -> list[Setup]:
     from pytest_k8sai.runstate import get_state
 
-    wanted = get_state(config).profile.kueue_suite.setups
+    suite = get_state(config).profile.kueue_suite
     setups = load_setups()
-    if wanted is None:
-        return setups
     known = {s.name for s in setups}
-    unknown = sorted(set(wanted) - known)
-    if unknown:
-        raise pytest.UsageError(
-            f"Profile field 'kueue_suite.setups' names unknown setups {unknown}; known: "
-            f"{sorted(known)} (kueue/setups.yaml)."
-        )
-    return [s for s in setups if s.name in wanted]
+    for field, names in (("setups", suite.setups or []), ("pr_setups", suite.pr_setups)):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise pytest.UsageError(
+                f"Profile field 'kueue_suite.{field}' names unknown setups {unknown}; known: "
+                f"{sorted(known)} (kueue/setups.yaml)."
+            )
+    if suite.setups is None:
+        return setups
+    return [s for s in setups if s.name in suite.setups]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "setup" in metafunc.fixturenames:
-        setups = selected_setups(metafunc.config)
-        metafunc.parametrize("setup", setups, ids=[s.name for s in setups])
+        from pytest_k8sai.runstate import get_state
+
+        pr = set(get_state(metafunc.config).profile.kueue_suite.pr_setups)
+        params = [
+            pytest.param(s, id=s.name, marks=[pytest.mark.pr] if s.name in pr else [])
+            for s in selected_setups(metafunc.config)
+        ]
+        metafunc.parametrize("setup", params)
 
 
 class KueueExperiment(SessionRuns[str, RunResult]):

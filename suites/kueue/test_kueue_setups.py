@@ -18,8 +18,13 @@ from pytest_k8sai.measure.ordering import (
     order_kept_across_groups,
 )
 
-# Nightly only: on the 2-core local tier the paper's absolute admission SLO flips with load.
+# All of it nightly; the setups in the profile's kueue_suite.pr_setups (and the tests below
+# marked pr) also in the PR tier. On the 2-core local tier the admission bound is calibrated
+# (profile `calibration`), the paper's 25 ms shown beside it.
 pytestmark = [pytest.mark.nightly, pytest.mark.requires("kueue", "gpu")]
+
+# Orderings judged over runs, never on one lucky run (median of at least this many).
+MIN_RUNS_FOR_ORDERING = 3
 
 
 def _p99(values):
@@ -67,6 +72,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
         n=len(start),
         source=f"median written run time {run_s:.2f} s over median {what} -> pod Running "
         f"{statistics.median(start):.0f} ms, time compression {profile.time_compression:g}",
+        key="kueue_duration_latency_ratio_min",
     )
     if retry:
         who = (
@@ -82,6 +88,19 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
             source=f"last completion -> {'admitted' if setup.kueue else 'pod Running'}; {who}; "
             f"x{profile.time_compression:g} in paper time",
             samples=retry,
+        )
+        # The wait the compression magnifies most, against the work it delays: above the bound
+        # it biases makespan and JCT (Table 3; the whole-GPU arm of Table 6).
+        slo.check(
+            f"{setup.name}: wait after a GPU frees / job run time",
+            statistics.median(retry) / (run_s * 1000),
+            unit="",
+            threshold=profile.slo.kueue_wait_after_free_ratio_max,
+            op="<=",
+            n=len(retry),
+            source=f"median wait {statistics.median(retry):.0f} ms over median written run time "
+            f"{run_s:.2f} s ({who}), time compression {profile.time_compression:g}",
+            key="kueue_wait_after_free_ratio_max",
         )
     if not setup.kueue:
         return
@@ -101,6 +120,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
             n=int(merged.count),
             source="kueue_admission_attempt_duration_seconds increase over the runs, "
             "default buckets, interpolated" + ("" if exact else "; SLO verdict"),
+            key="" if exact else "kueue_admission_attempt_p99_ms",
         )
     if exact:
         slo.check(
@@ -113,11 +133,13 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
             source="Kueue log level 2: cycle duration - waitDuration per attempt; SLO verdict",
             samples=exact,
             statistic="p99",
+            key="kueue_admission_attempt_p99_ms",
         )
     assert exact or hists, f"{setup.name}: no admission attempts were observed"
 
 
-def test_fifo_admission_order_is_deterministic(kueue_experiment, slo):
+@pytest.mark.pr
+def test_fifo_kept_across_workload_creation_seconds(kueue_experiment, slo):
     """Kueue orders equal-priority workloads by their Workload's creationTimestamp, which has
     one-second precision, and breaks ties by Workload UID (random per run). So the contract that
     can be deterministic is FIFO across those seconds; the full order is compared as a figure."""
@@ -148,6 +170,7 @@ def test_fifo_admission_order_is_deterministic(kueue_experiment, slo):
         source=f"pairs of jobs admitted after the first wave of {first_wave} whose Workloads "
         f"were created in different seconds (Kueue's FIFO key), over {len(runs)} runs; order from "
         f"{'Kueue log (scheduler decisions)' if from_log else 'watch events'}",
+        key="kueue_fifo_order_kept_min",
     )
     a, b = ((r.decision_order if from_log else r.admission_order)[first_wave:] for r in runs[:2])
     where = first_divergence(a, b)
@@ -162,17 +185,56 @@ def test_fifo_admission_order_is_deterministic(kueue_experiment, slo):
     )
 
 
+def _ordering_not_judged(profile, runs: int) -> str:
+    """Why an ordering that holds only sometimes is reported, not judged, here ("" = judged)."""
+    if profile.simulated:
+        return (
+            "not reproducible on the local tier: Preemption < BestEffortFIFO makespan held in "
+            "3 of 5 local runs (preempted medium jobs restart from zero); judged on real clusters"
+        )
+    if runs < MIN_RUNS_FOR_ORDERING:
+        return f"judged over the median of >= {MIN_RUNS_FOR_ORDERING} runs; this run has {runs}"
+    return ""
+
+
 def test_preemption_shortens_makespan(kueue_experiment, slo):
-    base = _median_makespan(kueue_experiment.get("best-effort-fifo"))
-    pre = _median_makespan(kueue_experiment.get("preemption"))
+    base_runs = kueue_experiment.get("best-effort-fifo")
+    pre_runs = kueue_experiment.get("preemption")
+    base, pre = _median_makespan(base_runs), _median_makespan(pre_runs)
+    profile = kueue_experiment.cluster.profile
     slo.check(
-        "makespan + Preemption / BestEffortFIFO",
+        "makespan + Preemption / BestEffortFIFO (medians over runs)",
         pre / base,
         unit="x",
-        threshold=kueue_experiment.cluster.profile.slo.kueue_preemption_makespan_ratio_max,
+        threshold=profile.slo.kueue_preemption_makespan_ratio_max,
         op="<",
-        n=len(kueue_experiment.get("preemption")),
-        source=f"median makespans {pre:.1f} s / {base:.1f} s (paper 51.1/62.5 = 0.82)",
+        n=len(pre_runs),
+        source=f"median makespans {pre:.1f} s / {base:.1f} s over {len(pre_runs)} / "
+        f"{len(base_runs)} runs; per run: "
+        + ", ".join(f"{r.stats.makespan_s:.1f}" for r in pre_runs)
+        + " / "
+        + ", ".join(f"{r.stats.makespan_s:.1f}" for r in base_runs),
+        key="kueue_preemption_makespan_ratio_max",
+        model_check=_ordering_not_judged(profile, min(len(pre_runs), len(base_runs))),
+    )
+
+
+@pytest.mark.pr
+def test_preemption_happens(kueue_experiment, slo):
+    """Kueue preempts admitted medium jobs for large ones of higher priority (+ Preemption)."""
+    runs = kueue_experiment.get("preemption")
+    per_run = [sum(rec.preemptions for rec in r.records.values()) for r in runs]
+    reasons = sorted({x for r in runs for rec in r.records.values() for x in rec.eviction_reasons})
+    slo.check(
+        "preemption: workloads preempted per run (fewest)",
+        min(per_run),
+        unit="",
+        threshold=kueue_experiment.cluster.profile.slo.kueue_preemptions_min,
+        op=">=",
+        n=len(runs),
+        source=f"Workload evictions seen by the watch, per run {per_run}; reasons "
+        f"{', '.join(reasons) or 'none'}",
+        key="kueue_preemptions_min",
     )
 
 
@@ -194,9 +256,11 @@ def test_priority_lowers_large_job_queue_time(kueue_experiment, slo):
         op="<",
         n=16 * len(kueue_experiment.get("priority")),
         source=f"medians {prio:.2f} s / {base:.2f} s (paper 10.2/17.3 = 0.59)",
+        key="kueue_priority_large_queue_ratio_max",
     )
 
 
+@pytest.mark.pr
 def test_cohort_borrowing_happens(kueue_experiment, slo):
     runs = kueue_experiment.get("two-cqs-borrowing")
     borrowed = max(
@@ -210,4 +274,5 @@ def test_cohort_borrowing_happens(kueue_experiment, slo):
         op=">=",
         n=len(runs),
         source="ClusterQueue status.flavorsReservation[].borrowed, watched",
+        key="kueue_borrowed_gpus_min",
     )

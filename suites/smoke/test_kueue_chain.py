@@ -116,6 +116,7 @@ def test_job_admitted_by_kueue_runs_on_gpu_node_and_completes(cluster, k8s_names
         op="<=",
         n=1,
         source=f"pod watch Running->Succeeded ({run_s:.3f}s, written {RUN_SECONDS}s)",
+        key="kwok_duration_tolerance_ms",
     )
     slo.info(
         "smoke job queue time",
@@ -165,4 +166,5 @@ def test_kueue_metrics_expose_admission_attempts(cluster, k8s_namespace, queue, 
         n=int(hist.count),
         source=f"{ADMISSION_METRIC}{{result=success}} increase during this test, default "
         "buckets, interpolated (histogram_quantile)",
+        key="kueue_admission_attempt_p99_ms",
     )
