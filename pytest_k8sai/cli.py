@@ -1,4 +1,5 @@
-"""``k8sai``: manage the local cluster by hand (build, up, down, status).
+"""``k8sai``: manage the local cluster by hand (build, up, down, status); list and run the
+seeded regressions (``k8sai mutants``, docs/mutants.md).
 
 The same cluster ``pytest --cluster=local`` uses: a cluster started with ``k8sai local up`` is
 reused by test runs and left running by them.
@@ -10,11 +11,14 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
+from pytest_k8sai import calibrate, mutantrun
 from pytest_k8sai.clusters.local import state
 from pytest_k8sai.clusters.local.build import Builder, cache_root
 from pytest_k8sai.clusters.local.processes import STOP_GRACE_S
 from pytest_k8sai.clusters.local.provider import LocalProvider, stop_cluster
+from pytest_k8sai.core import mutants
 from pytest_k8sai.core.errors import K8saiError
 from pytest_k8sai.core.profiles import load_profile
 
@@ -70,6 +74,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if st.ready and not dead else 1
 
 
+def cmd_mutants_list(args: argparse.Namespace) -> int:
+    for m in mutants.load_catalogue():
+        print(f"{m.name:28} {','.join(m.suites):18} {m.short_changes():16} {m.description}")
+    print(f"(files in {mutants.CATALOGUE_DIR}; schema: docs/mutants.md)")
+    return 0
+
+
+def cmd_mutants_run(args: argparse.Namespace) -> int:
+    suites = [s for arg in args.suites or () for s in arg.split(",") if s]
+    results = mutantrun.run(args.names, Path(args.results_dir).resolve(), suites or None)
+    print(mutantrun.text_table(results))
+    print(f"table: {Path(args.results_dir) / mutantrun.TABLE_MD}, {mutantrun.TABLE_JSON}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="k8sai", description=__doc__)
     sub = p.add_subparsers(dest="area", required=True)
@@ -91,6 +110,35 @@ def parser() -> argparse.ArgumentParser:
                 help="also the inference suite's parts (llm-d-inference-sim, EPP), which are "
                 "otherwise built on first use by suites/gaie",
             )
+    mut = sub.add_parser("mutants", help="seeded regressions: which ones the suites catch")
+    mops = mut.add_subparsers(dest="op", required=True)
+    mops.add_parser("list", help="the catalogue: name, suites, sections, what it changes")
+    mops.choices["list"].set_defaults(fn=cmd_mutants_list)
+    mrun = mops.add_parser(
+        "run", help="run the PR tier's suites once per mutant (each on its own local cluster)"
+    )
+    mrun.set_defaults(fn=cmd_mutants_run)
+    mrun.add_argument("names", nargs="*", help="catalogue names or mutant files (default: all)")
+    mrun.add_argument(
+        "--results-dir",
+        default="k8sai-mutants",
+        help="one results directory per mutant under it, and mutants.md/.json (default "
+        "k8sai-mutants)",
+    )
+    mrun.add_argument(
+        "--suites",
+        nargs="+",
+        metavar="SUITE",
+        help=f"run only these of each mutant's suites ({', '.join(mutants.SUITES)})",
+    )
+    cal = sub.add_parser(
+        "calibrate",
+        help="propose a tier's SLO thresholds from repeated runs on this machine",
+        description=calibrate.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    calibrate.add_arguments(cal)  # the command lives in calibrate.py; this only hands over
+    cal.set_defaults(fn=calibrate.cmd_calibrate)
     return p
 
 

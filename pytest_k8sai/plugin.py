@@ -89,6 +89,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a previous results.json, or a directory searched for them, to compare this run's "
         "figures with (profile field 'regression' sets the tolerance)",
     )
+    group.addoption(
+        "--mutant",
+        default=None,
+        metavar="PATH|NAME",
+        help="apply a seeded regression (a mutant file, or a catalogue name: k8sai mutants "
+        "list) to the stack before the cluster starts; see docs/mutants.md",
+    )
 
 
 def _interrupt_on_sigterm() -> None:

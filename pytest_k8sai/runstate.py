@@ -13,8 +13,11 @@ import pytest
 
 from pytest_k8sai.clusters import check_reach_flags
 from pytest_k8sai.clusters.base import ClusterHandle
+from pytest_k8sai.clusters.local import controlplane
+from pytest_k8sai.clusters.local import state as local_state
+from pytest_k8sai.core import mutants
 from pytest_k8sai.core.errors import K8saiError
-from pytest_k8sai.core.profiles import Profile, load_profile
+from pytest_k8sai.core.profiles import LOCAL_CLUSTER_ENV, Profile, load_profile
 from pytest_k8sai.core.verdicts import VERDICTS_FILE, VerdictLog
 from pytest_k8sai.report.baseline import load_baseline
 from pytest_k8sai.report.plots import PLOTS_DIR, PlotLog
@@ -94,6 +97,7 @@ def start_session(config: pytest.Config) -> RunState:
     baseline = None
     if opt.baseline:
         baseline = load_baseline((config.invocation_params.dir / opt.baseline).resolve())
+    mutant = activate_mutant(getattr(opt, "mutant", None), profile)
     run_id = new_run_id()
     state = RunState(
         profile=profile,
@@ -116,8 +120,48 @@ def start_session(config: pytest.Config) -> RunState:
             plots=state.plots,
             baseline=baseline,
             profile=profile,
+            mutant=mutants.describe_active() if mutant is not None else None,
         )
     return state
+
+
+def activate_mutant(spec: str | None, profile: Profile) -> mutants.Mutant | None:
+    """Make ``--mutant`` the session's active mutant, before any cluster starts. A mutant
+    that changes the control plane needs a local cluster started with exactly it: never one
+    that is kept running from another run (with another mutant or none)."""
+    mutants.activate(None)  # also clears a previous in-process session's mutant
+    if not spec:
+        mutant = None
+    else:
+        mutant, path = mutants.load(spec)
+        if mutant.control_plane() and profile.provider != "local":
+            raise K8saiError(
+                f"--mutant={spec} changes {', '.join(mutant.control_plane())}, which only the "
+                f"local tier starts; profile '{profile.name}' (provider {profile.provider}) "
+                "attaches to a cluster whose control plane it cannot change."
+            )
+        mutants.activate(mutant, path)
+    if profile.provider == "local":
+        _check_running_cluster(profile.local.cluster_name, mutant)
+    return mutant
+
+
+def _check_running_cluster(name: str, mutant: mutants.Mutant | None) -> None:
+    running = local_state.load(name)
+    if running is None or not running.ready or running.dead():
+        return  # none, or a stale one the provider removes before starting anew
+    had = controlplane.started_with(running.run_dir)
+    want = mutants.control_plane_fingerprint(mutant)
+    if had == want:
+        return
+    now = f"with --mutant={mutant.name}" if want and mutant is not None else "without a mutant"
+    before = f"with mutant {had.split(':')[0]}" if had else "without a mutant"
+    raise K8saiError(
+        f"The local cluster '{name}' is running, started {before}, and this run is "
+        f"{now}; its Kueue manager and kube-scheduler configuration differ, so it cannot be "
+        f"reused. Name another cluster for this run with ${LOCAL_CLUSTER_ENV}=<name>, or stop "
+        f"it with '{LOCAL_CLUSTER_ENV}={name} k8sai local down'."
+    )
 
 
 def new_run_id() -> str:

@@ -31,10 +31,11 @@ from kubernetes.client.rest import ApiException
 
 from pytest_k8sai.clusters.base import RUN_ID_LABEL
 from pytest_k8sai.clusters.local import kwok_nodes
+from pytest_k8sai.core import mutants
 from pytest_k8sai.core.apis import DAS_CLAIM_CRD, DAS_CLAIMS, DAS_GROUP, DAS_VERSION
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.core.profiles import Profile
-from pytest_k8sai.das.mig_catalogue import MIG_RESOURCE_PREFIX
+from pytest_k8sai.das.mig_catalogue import MIG_RESOURCE_PREFIX, CatalogueError, load_catalogue
 from pytest_k8sai.das.planner import Plan
 
 MIG_CAPABLE_LABEL = "nvidia.com/mig.capable"
@@ -57,7 +58,8 @@ def slice_node_bodies(profile: Profile, plan: Plan, run_id: str) -> list[dict[st
     spec = profile.capabilities.gpu_nodes
     tag = secrets.token_hex(3)
     bodies = []
-    for i, counts in enumerate(plan.slices_per_node(spec.gpus_per_node)):
+    layout = mutated_layout(profile) or plan.slices_per_node(spec.gpus_per_node)
+    for i, counts in enumerate(layout):
         if not counts:
             continue
         node_spec = spec.model_copy(
@@ -76,6 +78,44 @@ def slice_node_bodies(profile: Profile, plan: Plan, run_id: str) -> list[dict[st
             )
         )
     return bodies
+
+
+def mutated_layout(profile: Profile) -> list[dict[str, int]] | None:
+    """Per node, profile -> slices of the active mutant's ``slices.gpus`` layout (None when
+    no mutant sets one). Each GPU's profiles must exist on the profile's GPU product and fit
+    its memory and compute slices; the planner's placement rules are not applied, as a
+    hand-made MIG configuration may not follow them either."""
+    changes = mutants.changes().slices
+    if changes is None:
+        return None
+    spec = profile.capabilities.gpu_nodes
+    field = "slices.gpus"
+    if len(changes.gpus) > profile.total_gpus:
+        raise mutants.MutantError(
+            f"{mutants.where(field)}: {len(changes.gpus)} GPUs listed, but the profile's "
+            f"cluster has {profile.total_gpus}."
+        )
+    try:
+        gpu = load_catalogue().gpu(spec.product)
+        for i, names in enumerate(changes.gpus):
+            parts = [gpu.profile(n) for n in names]
+            memory, compute = sum(p.size for p in parts), sum(p.compute for p in parts)
+            if memory > gpu.memory_slices or compute > gpu.compute_slices:
+                raise CatalogueError(
+                    f"GPU {i} ({' + '.join(names)}) needs {memory} memory and {compute} "
+                    f"compute slices; a {gpu.model} has {gpu.memory_slices} and "
+                    f"{gpu.compute_slices}."
+                )
+    except CatalogueError as exc:
+        raise mutants.MutantError(f"{mutants.where(field)}: {exc}") from None
+    nodes: list[dict[str, int]] = []
+    for first in range(0, len(changes.gpus), spec.gpus_per_node):
+        counts: dict[str, int] = {}
+        for names in changes.gpus[first : first + spec.gpus_per_node]:
+            for n in names:
+                counts[n] = counts.get(n, 0) + 1
+        nodes.append(counts)
+    return nodes
 
 
 def _allocatable_shown(core: client.CoreV1Api, body: dict[str, Any]) -> bool:

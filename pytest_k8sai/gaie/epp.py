@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import yaml
 
+from pytest_k8sai.core import mutants
 from pytest_k8sai.core.data import data_file
 from pytest_k8sai.core.errors import ProfileError
 from pytest_k8sai.core.yamlfiles import read_yaml
@@ -39,12 +40,27 @@ def load_configs(path: Path) -> dict[str, dict[str, Any]]:
             f"EPP configuration file {path} lacks {missing} (profile field "
             f"'gaie_suite.epp_configs'); it needs {list(CONFIG_NAMES)}."
         )
+    overlays = mutants.changes().epp
+    if overlays:
+        data = mutated_configs(data, overlays)
     for name, doc in data.items():
         if not isinstance(doc, dict) or doc.get("kind") != "EndpointPickerConfig":
+            by = f" (after {mutants.where('epp')})" if overlays else ""
             raise ProfileError(
-                f"EPP configuration '{name}' in {path} is not an EndpointPickerConfig document."
+                f"EPP configuration '{name}' in {path}{by} is not an EndpointPickerConfig document."
             )
     return data
+
+
+def mutated_configs(configs: dict[str, Any], overlays: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each overlay deep-merged onto the configuration of its name. Lists merge item by item:
+    ``plugins`` by name (GAIE's default name is the type), a profile's ``plugins`` by
+    ``pluginRef``, ``schedulingProfiles`` by name; ``{$replace: ...}`` replaces wholesale."""
+    mutants.overlay_names(overlays, list(configs), "epp")
+    return {
+        name: mutants.deep_merge(doc, overlays[name]) if name in overlays else doc
+        for name, doc in configs.items()
+    }
 
 
 def write_config(doc: dict[str, Any], dest: Path) -> Path:

@@ -9,6 +9,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from pytest_k8sai.core import mutants
 from pytest_k8sai.core.profiles import SimReplica
 
 # The sim fetches a Hugging Face tokenizer for real model names unless told not to; the local
@@ -55,7 +56,34 @@ def sim_args(model: str, port: int, sim: SimReplica, kv_blocks: int | None) -> l
     if kv_blocks is not None:
         args += ["--enable-kvcache", "--kv-cache-size", str(kv_blocks)]
         args += ["--block-size", str(sim.block_size)]
-    return args
+    sim_changes = mutants.changes().sim
+    return with_flags(args, sim_changes.flags) if sim_changes else args
+
+
+def _flag_value(value: str | int | float | bool) -> str:
+    # Go's flag parsing reads booleans as true/false; YAML gives Python's True/False.
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def with_flags(args: list[str], flags: dict[str, str | int | float | bool | None]) -> list[str]:
+    """``args`` with each flag set (``--name=value``, replacing the flag and its value where
+    present, appended otherwise) or removed (value None): a mutant's ``sim`` section."""
+    out = list(args)
+    for raw, value in flags.items():
+        name = "--" + raw.lstrip("-")
+        i = 0
+        while i < len(out):
+            if out[i] == name:
+                # The flag's value is the next word unless that is another flag (a bare bool).
+                has_value = i + 1 < len(out) and not out[i + 1].startswith("--")
+                del out[i : i + (2 if has_value else 1)]
+            elif out[i].startswith(name + "="):
+                del out[i]
+            else:
+                i += 1
+        if value is not None:
+            out.append(f"{name}={_flag_value(value)}")
+    return out
 
 
 def sim_env(replica: Replica) -> dict[str, str]:

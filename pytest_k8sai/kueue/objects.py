@@ -12,6 +12,7 @@ from kubernetes import client
 from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_k8sai.clusters.objects import ObjectTracker
+from pytest_k8sai.core import mutants
 from pytest_k8sai.core.apis import KUEUE_API_VERSION, KUEUE_PRIORITY_CLASS_LABEL, KUEUE_QUEUE_LABEL
 from pytest_k8sai.core.errors import ClusterError
 
@@ -66,12 +67,16 @@ class ClusterQueueSpec(_Spec):
             spec["cohortName"] = self.cohort
         if self.preemption:
             spec["preemption"] = self.preemption
-        return {
+        body = {
             "apiVersion": API_VERSION,
             "kind": "ClusterQueue",
             "metadata": {"name": self.name},
             "spec": spec,
         }
+        # Every ClusterQueue the suites create passes here (setups, the smoke and slicing
+        # suites' quota queues), so a mutant's ClusterQueue change reaches all of them.
+        overlay = mutants.changes().cluster_queues
+        return mutants.deep_merge(body, overlay) if overlay else body
 
 
 def resource_flavor(

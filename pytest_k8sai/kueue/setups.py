@@ -12,9 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from pytest_k8sai.core import mutants
 from pytest_k8sai.core.data import data_file
 from pytest_k8sai.core.errors import K8saiError, ProfileError
-from pytest_k8sai.core.yamlfiles import load_model
+from pytest_k8sai.core.yamlfiles import read_yaml, validate
 from pytest_k8sai.kueue import objects as kueue
 
 SETUPS_FILE = data_file("kueue", "setups.yaml")
@@ -65,7 +66,35 @@ class SetupsFile(BaseModel):
 
 
 def load_setups(path: Path = SETUPS_FILE) -> list[Setup]:
-    return load_model(path, SetupsFile, "Kueue setups file", ProfileError).setups
+    """The setups of ``path``, with the active mutant's ``kueue_setups`` overlays applied."""
+    data = read_yaml(path, "Kueue setups file", ProfileError)
+    source = f"Kueue setups file {path}"
+    overlays = mutants.changes().kueue_setups
+    if overlays and isinstance(data, dict) and isinstance(data.get("setups"), list):
+        data = mutated_setups(data, overlays)
+        source += f" with {mutants.where('kueue_setups')}"
+    return validate(data, SetupsFile, source, ProfileError).setups
+
+
+ALL_KUEUE_SETUPS = "*"
+
+
+def mutated_setups(data: dict[str, Any], overlays: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each overlay deep-merged onto the setup of its name (``*``: every setup that uses
+    Kueue, applied first); ``cluster_queues`` entries are matched by name."""
+    setups = [s for s in data["setups"] if isinstance(s, dict)]
+    mutants.overlay_names(
+        overlays, [ALL_KUEUE_SETUPS, *(str(s.get("name")) for s in setups)], "kueue_setups"
+    )
+    out = []
+    for setup in data["setups"]:
+        if isinstance(setup, dict):
+            if setup.get("kueue", True) and ALL_KUEUE_SETUPS in overlays:
+                setup = mutants.deep_merge(setup, overlays[ALL_KUEUE_SETUPS])
+            if setup.get("name") in overlays:
+                setup = mutants.deep_merge(setup, overlays[str(setup["name"])])
+        out.append(setup)
+    return {**data, "setups": out}
 
 
 class Planned(BaseModel):

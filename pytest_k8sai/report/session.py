@@ -40,6 +40,7 @@ from pytest_k8sai.report.summary import SUMMARY_FILE, summary_markdown
 from pytest_k8sai.report.tables import Table, TableLog
 
 GIT_TIMEOUT_S = 5.0
+MUTANT_KEY = "mutant"  # environment.versions key naming the --mutant a run had
 
 
 def _pkg_version(name: str) -> str:
@@ -119,6 +120,7 @@ class RunReport:
         plots: PlotLog,
         baseline: Baseline | None,
         profile: Profile,
+        mutant: str | None = None,
     ) -> None:
         self.results_dir = results_dir
         self.path = results_dir / RESULTS_FILE
@@ -126,6 +128,10 @@ class RunReport:
         self._depth = 0
         self.plots = plots
         self.verdicts = verdicts
+        # The seeded regression (--mutant) the run had, as "name (file)": kept under
+        # environment.versions[MUTANT_KEY], since it changes what the components are.
+        self.mutant = {MUTANT_KEY: mutant} if mutant else {}
+        env.versions = {**env.versions, **self.mutant}
         self.writer = ResultsWriter(
             self.path, Results(run_id=run_id, started_at=utc_now(), environment=env)
         )
@@ -186,7 +192,7 @@ class RunReport:
         with self.timed():
             env = self.results.environment
             env.cluster_provider = provider
-            env.versions = dict(versions)
+            env.versions = {**versions, **self.mutant}
             env.cluster_timings_s = dict(timings_s)
             self.writer.write()
 

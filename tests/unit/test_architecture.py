@@ -35,6 +35,8 @@ ROOT_MODULES = {
     "fixtures": TOP,  # pytest fixtures
     "cli": TOP,  # the `k8sai` command
     "runstate": TOP,  # the session's RunReport + ClusterHandle: needs report and clusters
+    "calibrate": TOP,  # `k8sai calibrate`: runs pytest trials, proposes slo thresholds
+    "mutantrun": TOP,  # `k8sai mutants run`: one pytest child per mutant, the table
 }
 
 # What each group may import from the package besides itself. Read a row as "X may import".

@@ -1,5 +1,6 @@
 """The baseline comparison: a planted regression is flagged, two runs of one configuration are
-not, and broken baselines are named. Samples are generated with fixed seeds."""
+not, a change within the run-to-run spread is not flagged once runs are resampled before
+samples, and broken baselines are named. Samples are generated with fixed seeds."""
 
 from __future__ import annotations
 
@@ -11,7 +12,16 @@ import pytest
 from pytest_k8sai.core.profiles import Regression
 from pytest_k8sai.measure.stats import mann_whitney_u
 from pytest_k8sai.report.baseline import BaselineError, load_baseline, read_results
-from pytest_k8sai.report.compare import Comparer, bootstrap_diff_ci, compare_figure, statistic
+from pytest_k8sai.report.compare import (
+    Comparer,
+    _masked_statistic,
+    _resampled_runs,
+    bootstrap_diff_ci,
+    compare_figure,
+    hierarchical_diff_ci,
+    runs_of,
+    statistic,
+)
 from pytest_k8sai.report.results import Environment, Figure, Results, dump
 
 POLICY = Regression()  # the profile defaults: tolerance 10 %, alpha 0.05, >= 10 samples
@@ -108,10 +118,144 @@ def test_too_few_samples_are_shown_not_judged():
     assert "min_samples" in change.why
 
 
-def test_baseline_runs_are_pooled():
+def test_baseline_runs_are_resampled_as_runs():
     runs = [fig(latencies(s)) for s in (11, 12, 13)]
     change = compare_figure(fig(latencies(14)), runs, POLICY)
     assert change.baseline_n == 90 and change.verdict == "SAME"
+    assert "runs: baseline 3, tonight 1" in change.why and "hierarchical" in change.test
+
+
+class RunsFigure(Figure):
+    """A figure carrying ``sample_runs`` as Verdict does (the suites fill it where one results
+    file holds several experiment runs of a figure)."""
+
+    sample_runs: list[int] | None = None
+
+
+def run_levels(levels, seed, n=40, median=9.0, sigma=0.10) -> list[list[float]]:
+    """One run per level: log-normal samples (CV ~10 %) around ``median x level``."""
+    return [
+        latencies(seed + i, n=n, median=median * lvl, sigma=sigma) for i, lvl in enumerate(levels)
+    ]
+
+
+def test_a_change_within_the_run_to_run_spread_is_not_flagged():
+    """Planted between-run shift. Baseline: 5 nights whose run medians differ by design
+    (levels 0.8 .. 1.2 of 9 ms, i.e. 7.2 .. 11.1 ms measured); tonight: one run at 1.15, whose
+    median (10.2 ms) lies inside the baseline runs' range. Pooling the 200 baseline samples as
+    independent gives a narrow interval and flags a 13 % REGRESSION; resampling runs first
+    widens the interval to cover 0, so the rule says SAME.
+
+    Seeded figures (2,000 resamples): pooled CI [+0.69, +1.87] ms, hierarchical
+    [-0.30, +2.75] ms."""
+    base_runs = run_levels([0.80, 0.90, 1.00, 1.10, 1.20], seed=100)
+    tonight = run_levels([1.15], seed=200)[0]
+    run_medians = [float(np.median(r)) for r in base_runs]
+    assert min(run_medians) < float(np.median(tonight)) < max(run_medians)
+
+    pooled = compare_figure(fig(tonight), [fig([x for r in base_runs for x in r])], POLICY)
+    hier = compare_figure(fig(tonight), [fig(r) for r in base_runs], POLICY)
+    print(
+        f"\npooled:       {pooled.verdict:10} change {pooled.change_pct:+.1f} % "
+        f"CI [{pooled.diff_ci[0]:+.2f}, {pooled.diff_ci[1]:+.2f}] ms"
+        f"\nhierarchical: {hier.verdict:10} change {hier.change_pct:+.1f} % "
+        f"CI [{hier.diff_ci[0]:+.2f}, {hier.diff_ci[1]:+.2f}] ms"
+    )
+    assert pooled.verdict == "REGRESSION", pooled  # the old rule's false alarm
+    assert hier.verdict == "SAME", hier
+    assert hier.change_pct == pytest.approx(pooled.change_pct)  # same point estimate
+    pooled_width = pooled.diff_ci[1] - pooled.diff_ci[0]
+    hier_width = hier.diff_ci[1] - hier.diff_ci[0]
+    assert hier_width > 2 * pooled_width
+    assert hier.diff_ci[0] < 0 < hier.diff_ci[1]
+    assert pooled.diff_ci == pytest.approx((0.685, 1.875), abs=0.01)
+    assert hier.diff_ci == pytest.approx((-0.299, 2.745), abs=0.01)
+
+
+def test_a_shift_beyond_the_run_to_run_spread_is_still_flagged():
+    base_runs = run_levels([0.95, 0.98, 1.00, 1.02, 1.05], seed=300)
+    hier = compare_figure(fig(run_levels([1.3], seed=400)[0]), [fig(r) for r in base_runs], POLICY)
+    assert hier.verdict == "REGRESSION", hier
+
+
+def test_run_groups_inside_one_results_file_are_runs():
+    """``sample_runs`` splits one figure's samples into runs, on either side; a grouping that
+    does not add up to the samples is named and ignored."""
+    base_runs = run_levels([0.80, 0.90, 1.00, 1.10, 1.20], seed=100)
+    flat = [x for r in base_runs for x in r]
+    grouped = RunsFigure(**fig(flat).model_dump(), sample_runs=[len(r) for r in base_runs])
+    runs, note = runs_of(grouped)
+    assert [r.size for r in runs] == [40] * 5 and not note
+    tonight = fig(run_levels([1.15], seed=200)[0])
+    one_file = compare_figure(tonight, [grouped], POLICY)
+    five_files = compare_figure(tonight, [fig(r) for r in base_runs], POLICY)
+    assert one_file.diff_ci == five_files.diff_ci and one_file.verdict == "SAME"
+
+    bad = RunsFigure(**fig(flat).model_dump(), sample_runs=[40, 40])
+    runs, note = runs_of(bad)
+    assert len(runs) == 1 and "do not split its 200 samples" in note
+    assert "do not split" in compare_figure(tonight, [bad], POLICY).why
+
+
+def test_one_run_per_side_is_the_plain_bootstrap():
+    """With one run on each side the first stage is trivial: the same draws and interval as
+    the plain (pooled) bootstrap, so one-run comparisons keep their numbers."""
+    a, b = latencies(20), latencies(21)
+    assert hierarchical_diff_ci([a], [b], seed=5) == bootstrap_diff_ci(a, b, seed=5)
+
+
+@pytest.mark.parametrize("name", ["median", "p90", "p99", "mean", "min", "max"])
+def test_runs_of_different_sizes(name):
+    """Rows padded to the longest run are masked: each statistic equals numpy's over the
+    drawn samples alone; and a two-stage resample of unequal runs is seeded."""
+    rng = np.random.default_rng(30)
+    values = rng.normal(size=(40, 25))
+    valid = np.arange(25) < rng.integers(1, 26, size=(40, 1))
+    expected = [float(statistic(row[keep], name)) for row, keep in zip(values, valid, strict=True)]
+    assert _masked_statistic(values, valid, name) == pytest.approx(expected)
+    runs = [rng.normal(size=k) for k in (5, 30, 12)]
+    one = _resampled_runs(runs, name, 300, np.random.default_rng(1))
+    assert np.array_equal(one, _resampled_runs(runs, name, 300, np.random.default_rng(1)))
+    assert one.shape == (300,) and np.isfinite(one).all()
+
+
+def test_between_run_spread_false_alarms_over_seeded_nights():
+    """Nights whose level varies run to run (log-normal, sigma 0.10 between runs, 0.15 within,
+    30 samples per run), no change planted; baseline: 5 nights. False alarms (verdict not SAME)
+    over 100 seeded cases, pooled rule vs hierarchical rule, tonight one run and tonight three
+    runs (``sample_runs``). Measured: tonight 1 run: pooled 31, hierarchical 28; tonight 3
+    runs: pooled 21, hierarchical 16. The hierarchical rule is never worse, but with one run
+    tonight its interval cannot hold tonight's own run-to-run spread (see docs/results.md)."""
+
+    def night(rng, runs):
+        out = []
+        for _ in range(runs):
+            level = np.exp(rng.normal(0.0, 0.10))
+            out.append(list(9.0 * level * np.exp(rng.normal(0.0, 0.15, 30))))
+        return out
+
+    def as_fig(runs, grouped):
+        flat = [x for r in runs for x in r]
+        return RunsFigure(
+            **fig(flat).model_dump(), sample_runs=[30] * len(runs) if grouped else None
+        )
+
+    alarms = {}
+    for tonight_runs in (1, 3):
+        pooled = hier = 0
+        for i in range(100):
+            rng = np.random.default_rng(i)
+            base, cur = night(rng, 5), night(rng, tonight_runs)
+            pooled += (
+                compare_figure(as_fig(cur, False), [as_fig(base, False)], POLICY).verdict != "SAME"
+            )
+            hier += (
+                compare_figure(as_fig(cur, True), [as_fig(base, True)], POLICY).verdict != "SAME"
+            )
+        alarms[tonight_runs] = (pooled, hier)
+    print(f"\nfalse alarms /100 (pooled, hierarchical): {alarms}")
+    assert all(hier <= pooled for pooled, hier in alarms.values()), alarms
+    assert alarms[3][1] < alarms[1][0]
 
 
 def test_bootstrap_is_reproducible_and_chunked():

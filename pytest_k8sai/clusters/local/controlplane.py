@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
 from pytest_k8sai.clusters.local.pki import Pki
 from pytest_k8sai.clusters.local.processes import free_port
+from pytest_k8sai.core import mutants
 
 SERVICE_CIDR = "10.96.0.0/16"  # service IPs are only names here; no traffic goes to them
 LOCAL_QPS = {"qps": 1000, "burst": 2000}  # like kwokctl --disable-qps-limits
+# Names the mutant (if any) whose control-plane sections this cluster was started with, so
+# a run with another mutant, or none, never reuses it (see started_with).
+MUTANT_MARKER = "mutant-control-plane.txt"
 
 
 class Ports(BaseModel):
@@ -138,21 +143,37 @@ def controller_manager_args(pki: Pki, ports: Ports, kubeconfig: Path) -> list[st
     ]
 
 
+def scheduler_config(kubeconfig: Path) -> dict[str, Any]:
+    """kube-scheduler's configuration: upstream defaults (no profiles, so the default
+    plugins and LeastAllocated scoring) unless the active mutant overlays ``kube_scheduler``."""
+    config: dict[str, Any] = {
+        "apiVersion": "kubescheduler.config.k8s.io/v1",
+        "kind": "KubeSchedulerConfiguration",
+        "clientConnection": {"kubeconfig": str(kubeconfig), **LOCAL_QPS},
+        "leaderElection": {"leaderElect": False},
+    }
+    overlay = mutants.changes().kube_scheduler
+    return mutants.deep_merge(config, overlay) if overlay else config
+
+
 def scheduler_args(run: Path, ports: Ports, kubeconfig: Path) -> list[str]:
     config = run / "scheduler.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kubescheduler.config.k8s.io/v1",
-                "kind": "KubeSchedulerConfiguration",
-                "clientConnection": {"kubeconfig": str(kubeconfig), **LOCAL_QPS},
-                "leaderElection": {"leaderElect": False},
-            }
-        )
-    )
+    config.write_text(yaml.safe_dump(scheduler_config(kubeconfig)))
+    # Written with every start (the scheduler is started before Kueue): what this cluster's
+    # processes were configured with.
+    (run / MUTANT_MARKER).write_text(mutants.control_plane_fingerprint(mutants.active()))
     args = _component_kubeconfig_args(kubeconfig)
     args = [a for a in args if not a.startswith(("--kubeconfig", "--leader-elect"))]
     return [f"--config={config}", *args, f"--secure-port={ports.scheduler}"]
+
+
+def started_with(run: Path) -> str:
+    """The control-plane mutant fingerprint a local cluster was started with ("" for none,
+    also for clusters started before mutants existed)."""
+    try:
+        return (run / MUTANT_MARKER).read_text().strip()
+    except OSError:
+        return ""
 
 
 def kwok_args(run: Path, ports: Ports, kubeconfig: Path, stages: str, pod_cidr: str) -> list[str]:

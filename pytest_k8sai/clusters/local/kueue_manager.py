@@ -15,6 +15,7 @@ from kubernetes.client.rest import ApiException
 
 from pytest_k8sai.clusters.local.controlplane import Ports
 from pytest_k8sai.clusters.local.pki import Pki, signed_by
+from pytest_k8sai.core import mutants
 from pytest_k8sai.core.apis import KUEUE_CONFIG_API_VERSION
 from pytest_k8sai.core.errors import ClusterError
 
@@ -52,8 +53,14 @@ def write_config(run: Path, ports: Ports, pki: Pki) -> Path:
         "featureGates": {"VisibilityOnDemand": False},
     }
     path = run / "kueue-config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path.write_text(yaml.safe_dump(mutated_config(config)))
     return path
+
+
+def mutated_config(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the active mutant's ``kueue_manager`` overlay (docs/mutants.md)."""
+    overlay = mutants.changes().kueue_manager
+    return mutants.deep_merge(config, overlay) if overlay else config
 
 
 def install_metrics_cert(pki: Pki) -> None:
