@@ -109,6 +109,14 @@ class Slo(_Strict):
     das_slice_jct_ratio_max: float = Field(1.3, gt=0)
     # Real DAS only: pod creation -> Running for sliced pods, P99; None reports it as INFO.
     das_slice_provisioning_p99_ms: float | None = Field(None, gt=0)
+    # kube-scheduler on a static slice layout (every tier but DAS), per run: the longest total
+    # time one pod stayed Pending while a node it fits on had a free slice of its MIG profile
+    # (pod watch). 1 s is kube-scheduler's initial backoff (podInitialBackoffSeconds): since
+    # 1.33 it pops a backed-off pod as soon as it is idle (SchedulerPopFromBackoffQ), so a
+    # freed slice is taken within event propagation + one scheduling cycle; a wait of the
+    # full exponential backoff (up to 10 s) fails. Wall ms: it does not scale with
+    # time_compression. (No paper value: the paper reports no scheduling delay.)
+    das_wait_with_free_slice_max_ms: float = Field(1000.0, gt=0)
 
     # Inference suite (paper Fig. 5-7). The local gateway's own added latency, P50 of
     # time-to-first-byte via the gateway minus direct, at concurrency 1 (local tier only).

@@ -26,12 +26,13 @@ from pytest_k8sai.core.errors import K8saiError
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.das import slices as das
 from pytest_k8sai.das.mig_catalogue import MIG_RESOURCE_PREFIX, load_catalogue
+from pytest_k8sai.das.placement import PlacementRecorder, PlacementReport, analyse, wait_fitting
 from pytest_k8sai.das.planner import Plan, best_packing, whole_gpu_best
+from pytest_k8sai.das.provenance import own_slices
 from pytest_k8sai.das.slowdown import load_slowdown
 from pytest_k8sai.kueue.objects import create_quota_queue
 from pytest_k8sai.measure.joblatency import (
     MODEL_LABEL,
-    JobLatencyRecorder,
     JobRecord,
     JobStats,
     summarize,
@@ -152,6 +153,11 @@ class ArmResult:
     claims: dict[str, das.ClaimRecord] | None = None
     leftover_claims: list[str] | None = None
     webhook_problems: list[str] | None = None
+    # Where kube-scheduler places the pods (every tier but real DAS): bindings, waits.
+    placement: PlacementReport | None = None
+    # Sliced arms: the planner's best layout, resource -> slices (what the local tier's nodes
+    # offer unless a mutant sets another layout; placement.capacity is what they offered).
+    planned: dict[str, int] = field(default_factory=dict)
 
     @property
     def packing_efficiency(self) -> float:
@@ -159,7 +165,8 @@ class ArmResult:
 
 
 def _run_seconds(profile: Profile, arm: Arm, jobs: Sequence[WhisperJob]) -> dict[str, float]:
-    slowdown = load_slowdown() if arm.sliced and profile.simulated else None
+    # The suite's own slices (local tier) run the fitted slowdown; real slices run at their speed.
+    slowdown = load_slowdown() if arm.sliced and own_slices(profile) else None
     out = {}
     for j in jobs:
         factor = slowdown.factor(profile.das_suite.slices[j.model]) if slowdown else 1.0
@@ -198,16 +205,20 @@ def run_arm(
         for m in {j.model for j in exp.jobs}
     }
     run_s = _run_seconds(profile, arm, exp.jobs)
-    real_das = arm.sliced and not profile.simulated and profile.capabilities.das
+    # DAS runs only off the suite's own slices; it rewrites every nvidia.com/* request (whole
+    # GPUs included) and das-scheduler places the pods.
+    das_places = not own_slices(profile) and profile.capabilities.das
+    real_das = arm.sliced and das_places
     quota = (
         {MIG_RESOURCE_PREFIX + p: k for p, k in plan.placed.items()} if plan and arm.kueue else {}
     )
     with contextlib.ExitStack() as stack:
-        if plan is not None and profile.simulated:
-            nodes = stack.enter_context(
+        slice_nodes: list[str] = []
+        if plan is not None and own_slices(profile):
+            slice_nodes = stack.enter_context(
                 das.simulated_slice_nodes(cluster.api_client, profile, plan, run_id)
             )
-            log(f"[k8sai] das {exp.name}/{arm.name}: slice nodes {nodes}: {plan.describe()}")
+            log(f"[k8sai] das {exp.name}/{arm.name}: slice nodes {slice_nodes}: {plan.describe()}")
         ns = stack.enter_context(
             owned_namespace(cluster.core, run_id, prefix=f"das-{exp.name}-{arm.name}")
         )
@@ -220,30 +231,50 @@ def run_arm(
             if real_das
             else None
         )
-        recorder = JobLatencyRecorder(
-            cluster.api_client, ns, kueue=arm.kueue, cluster_queues=[f"{ns}-cq"] if queue else []
+        recorder = PlacementRecorder(
+            cluster.api_client,
+            ns,
+            resources=set(resource_of.values()),
+            kueue=arm.kueue,
+            cluster_queues=[f"{ns}-cq"] if queue else [],
         )
+        bodies = {
+            job.name: whisper_job(
+                profile,
+                job.name,
+                ns,
+                model=job.model,
+                run_s=run_s[job.name],
+                audio_s=job.audio_seconds,
+                queue=queue,
+                resource=resource_of[job.model],
+            )
+            for job in exp.jobs
+        }
+        # The nodes' slices as kube-scheduler sees them when the jobs arrive (static layouts;
+        # under DAS, das-scheduler places pods on slices it makes, so this is not read).
+        offered = None
+        if not das_places:
+            tolerations = next(iter(bodies.values()))["spec"]["template"]["spec"].get(
+                "tolerations", []
+            )
+            # The suite's new slice nodes must be schedulable before any job exists; existing
+            # nodes are taken as they are.
+            offered = wait_fitting(
+                cluster.core, slice_nodes, set(resource_of.values()), tolerations
+            )
         recorder.start()
         try:
             started = time.monotonic()
             for job in paced(exp.jobs, suite.submit_qps):
-                body = whisper_job(
-                    profile,
-                    job.name,
-                    ns,
-                    model=job.model,
-                    run_s=run_s[job.name],
-                    audio_s=job.audio_seconds,
-                    queue=queue,
-                    resource=resource_of[job.model],
-                )
-                cluster.batch.create_namespaced_job(ns, body)
+                cluster.batch.create_namespaced_job(ns, bodies[job.name])
             log(f"[k8sai] das {exp.name}/{arm.name} run {run}: {len(exp.jobs)} jobs in {ns}")
             recorder.wait_complete(set(run_s), suite.job_timeout_s)
             wall = time.monotonic() - started
         finally:
             recorder.stop()
         records = recorder.records()
+        placement = analyse(recorder.placements(), offered) if offered is not None else None
         leftover = problems = None
         if claims is not None:
             problems = _check_webhook(cluster.core, ns, resource_of)
@@ -265,4 +296,6 @@ def run_arm(
         claims=claims.claims() if claims is not None else None,
         leftover_claims=leftover,
         webhook_problems=problems,
+        placement=placement,
+        planned={MIG_RESOURCE_PREFIX + p: k for p, k in plan.placed.items()} if plan else {},
     )

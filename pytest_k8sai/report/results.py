@@ -44,6 +44,13 @@ class Figure(_Model):
     setup: str = ""
     statistic: Statistic | None = None
     samples: list[float] | None = None
+    sample_runs: list[int] | None = None  # sizes of consecutive per-run groups in samples
+    key: str = ""  # the profile's slo field the threshold came from
+    paper: float | None = None  # the paper's value for that field
+    # Set when the figure is reported, not judged, on this tier (e.g. a model check) and why;
+    # model_threshold is the bound it is held to where real components decide it.
+    not_judged: str = ""
+    model_threshold: float | None = None
 
     @classmethod
     def of(cls, v: Verdict) -> Figure:
@@ -61,6 +68,11 @@ class Figure(_Model):
             setup=v.setup,
             statistic=v.statistic,
             samples=v.samples,
+            sample_runs=v.sample_runs,
+            key=v.key,
+            paper=v.paper,
+            not_judged=v.model_check,
+            model_threshold=v.model_threshold,
         )
 
     @property

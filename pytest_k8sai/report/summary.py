@@ -99,6 +99,9 @@ def summary_markdown(results: Results, results_path: Path) -> str:
         out.append("|---|---:|---|---|---:|---|")
         for f in results.figures:
             threshold = "-" if f.threshold is None else f"{f.op} {_num(f.threshold)} {f.unit}"
+            if f.threshold is not None and f.paper is not None:
+                threshold = f"{threshold.rstrip()} (paper {_num(f.paper)})"
+            source = f"not judged here: {f.not_judged}; {f.source}" if f.not_judged else f.source
             out.append(
                 _md_row(
                     (
@@ -107,7 +110,7 @@ def summary_markdown(results: Results, results_path: Path) -> str:
                         threshold.rstrip(),
                         f"**{f.verdict}**" if f.verdict == "FAIL" else f.verdict,
                         str(f.n),
-                        f.source,
+                        source,
                     )
                 )
             )

@@ -13,6 +13,7 @@ from pytest_k8sai.core.progress import progress
 from pytest_k8sai.core.session_runs import SessionRuns
 from pytest_k8sai.das import plots as das_plots
 from pytest_k8sai.das import slices as das
+from pytest_k8sai.das.provenance import own_slices
 from pytest_k8sai.das.runs import (
     KUEUE_SLICED,
     SLICED,
@@ -47,7 +48,7 @@ def _check_profile(config: pytest.Config) -> dict[str, Experiment]:
         try:
             for exp in exps.values():
                 slice_plan(profile, exp.jobs)
-            if profile.simulated:  # simulated slices need a fitted slowdown per profile
+            if own_slices(profile):  # the suite's own slices need a fitted slowdown per profile
                 sd = load_slowdown()
                 for mig_profile in profile.das_suite.slices.values():
                     sd.factor(mig_profile)

@@ -16,6 +16,7 @@ if reason := missing_reason():
     pytest.skip(reason, allow_module_level=True)
 
 from pytest_k8sai.gaie.experiments import OVERHEAD_PATHS, ROUTING_CONFIGS
+from pytest_k8sai.gaie.replicas import CacheCounters
 from pytest_k8sai.gaie.tables import level_of, request_values
 
 # All of it is in the PR tier (CI), ~4-5 min on the local tier.
@@ -223,7 +224,7 @@ def _routing_decision_checks(slo, gaie, run, c: int) -> None:
     hit rate (the replicas only count hits), and how evenly the pool is loaded."""
     p = gaie.profile.slo
     caches = {name: run.configs[name].cache_by_level.get(c) for name in ROUTING_CONFIGS}
-    if any(cache is None or not cache.queries for cache in caches.values()):
+    if any(cache is None for cache in caches.values()):
         slo.info(
             f"routing c={c}: prefix-cache hit rate not measured",
             float("nan"),
@@ -232,11 +233,17 @@ def _routing_decision_checks(slo, gaie, run, c: int) -> None:
             source="no replica metrics (profile gaie_suite.existing.metrics_urls unset)",
         )
         return
-    rnd, pfx = caches["random"], caches["prefix-aware"]
+    # Replicas that expose metrics but count no prefix-cache queries have no prefix cache
+    # (e.g. KV caching switched off): nothing can hit, so the hit rate is 0, not unknown.
+    rnd, pfx = (
+        cache if cache.queries else CacheCounters(0.0, 0.0, cache.per_replica)
+        for cache in (caches["random"], caches["prefix-aware"])
+    )
+    rate = {id(x): (x.hit_rate if x.queries else 0.0) for x in (rnd, pfx)}
     src = "vllm:prefix_cache_hits / vllm:prefix_cache_queries (tokens), all replicas, this load"
     slo.check(
         f"routing prefix-aware c={c}: prefix-cache hit rate",
-        pfx.hit_rate,
+        rate[id(pfx)],
         unit="",
         threshold=p.gaie_prefix_hit_rate_min,
         op=">=",
@@ -246,19 +253,19 @@ def _routing_decision_checks(slo, gaie, run, c: int) -> None:
     )
     slo.info(
         f"routing random c={c}: prefix-cache hit rate",
-        rnd.hit_rate,
+        rate[id(rnd)],
         unit="",
         n=int(rnd.queries),
         source=f"{src}; {rnd.hits:.0f} of {rnd.queries:.0f} tokens",
     )
     slo.check(
         f"routing c={c}: hit rate gain, prefix-aware - random",
-        pfx.hit_rate - rnd.hit_rate,
+        rate[id(pfx)] - rate[id(rnd)],
         unit="",
         threshold=p.gaie_prefix_hit_rate_gain_min,
         op=">=",
         n=int(min(pfx.queries, rnd.queries)),
-        source=f"{src}; random {rnd.hit_rate:.3f}, prefix-aware {pfx.hit_rate:.3f}",
+        source=f"{src}; random {rate[id(rnd)]:.3f}, prefix-aware {rate[id(pfx)]:.3f}",
         key="gaie_prefix_hit_rate_gain_min",
     )
     limits = {"random": p.gaie_random_spread_max, "prefix-aware": p.gaie_prefix_spread_max}

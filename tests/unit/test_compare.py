@@ -125,13 +125,6 @@ def test_baseline_runs_are_resampled_as_runs():
     assert "runs: baseline 3, tonight 1" in change.why and "hierarchical" in change.test
 
 
-class RunsFigure(Figure):
-    """A figure carrying ``sample_runs`` as Verdict does (the suites fill it where one results
-    file holds several experiment runs of a figure)."""
-
-    sample_runs: list[int] | None = None
-
-
 def run_levels(levels, seed, n=40, median=9.0, sigma=0.10) -> list[list[float]]:
     """One run per level: log-normal samples (CV ~10 %) around ``median x level``."""
     return [
@@ -183,7 +176,7 @@ def test_run_groups_inside_one_results_file_are_runs():
     does not add up to the samples is named and ignored."""
     base_runs = run_levels([0.80, 0.90, 1.00, 1.10, 1.20], seed=100)
     flat = [x for r in base_runs for x in r]
-    grouped = RunsFigure(**fig(flat).model_dump(), sample_runs=[len(r) for r in base_runs])
+    grouped = fig(flat).model_copy(update={"sample_runs": [len(r) for r in base_runs]})
     runs, note = runs_of(grouped)
     assert [r.size for r in runs] == [40] * 5 and not note
     tonight = fig(run_levels([1.15], seed=200)[0])
@@ -191,7 +184,7 @@ def test_run_groups_inside_one_results_file_are_runs():
     five_files = compare_figure(tonight, [fig(r) for r in base_runs], POLICY)
     assert one_file.diff_ci == five_files.diff_ci and one_file.verdict == "SAME"
 
-    bad = RunsFigure(**fig(flat).model_dump(), sample_runs=[40, 40])
+    bad = fig(flat).model_copy(update={"sample_runs": [40, 40]})
     runs, note = runs_of(bad)
     assert len(runs) == 1 and "do not split its 200 samples" in note
     assert "do not split" in compare_figure(tonight, [bad], POLICY).why
@@ -236,9 +229,7 @@ def test_between_run_spread_false_alarms_over_seeded_nights():
 
     def as_fig(runs, grouped):
         flat = [x for r in runs for x in r]
-        return RunsFigure(
-            **fig(flat).model_dump(), sample_runs=[30] * len(runs) if grouped else None
-        )
+        return fig(flat).model_copy(update={"sample_runs": [30] * len(runs) if grouped else None})
 
     alarms = {}
     for tonight_runs in (1, 3):
