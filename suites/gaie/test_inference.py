@@ -120,10 +120,20 @@ def test_overhead_of_gateway_and_pool_on_ttft(gaie, slo):
     EPP's own part of it: its scheduling latency per request, from its own metrics.
 
     On the local tier the end-to-end difference is mostly the project's Python gateway (an
-    Envoy stand-in) and the 2 shared cores, so its bound there is calibrated (profile
-    ``calibration``); the EPP's scheduling P99 is what the real EPP decides, judged beside it."""
+    Envoy stand-in) and the 2 shared cores, so there it is reported, not judged; the EPP's
+    scheduling P99 is what the real EPP decides, judged beside it on every tier."""
     run = gaie.overhead()
     p = gaie.profile.slo
+    # Locally the gateway is the project's Python stand-in for Envoy on 2 cores it shares with
+    # the control plane, the sims and GuideLLM: the same code measured 2.4-10 ms on a quiet
+    # machine and 15.7-21.6 ms in CI (2026-12). It flips with the machine, not with the EPP;
+    # the EPP's own part is judged below from its metrics.
+    instrument = (
+        "local Python gateway on shared cores dominates it; the EPP's part is judged by its "
+        "scheduling P99"
+        if gaie.local
+        else ""
+    )
     for c in _levels(gaie, "overhead"):
         lv = {name: level_of(run.paths[name].levels, c) for name in OVERHEAD_PATHS}
         direct, gw, epp = (lv[name].ttft_ms for name in OVERHEAD_PATHS)
@@ -136,6 +146,7 @@ def test_overhead_of_gateway_and_pool_on_ttft(gaie, slo):
             n=min(direct.n, epp.n),
             source=f"GuideLLM; direct {direct.brief()}; gateway+pool+EPP {epp.brief()}",
             key="gaie_epp_overhead_ttft_ms_max",
+            model_check=instrument,
         )
         slo.info(
             f"overhead c={c}: mean TTFT added by gateway alone",
