@@ -4,7 +4,7 @@ PYTEST_ARGS ?=
 # Where `make installed` puts the wheel's virtualenv and runs from (outside the checkout).
 INSTALLED_DIR ?= /tmp/k8sai-installed
 
-.PHONY: install build run unit test installed kueue das gaie bench lint up down status
+.PHONY: install build run unit test nightly installed kueue das gaie bench lint up down status calibrate mutants
 
 install:            ## install the package with all extras and the dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev,inference]'
@@ -23,6 +23,16 @@ test: build lint    ## the PR tier: the project's tests and the smoke, GPU slici
 
 installed: build    ## the built wheel in a fresh virtualenv (no extras), PR tier run from outside the checkout
 	bash .ci/installed-check "$(INSTALLED_DIR)"
+
+nightly: build      ## everything, all five Kueue setups included (the PR tier runs a subset)
+	$(PYTHON) -m pytest --cluster=local suites $(PYTEST_ARGS)
+
+calibrate: build    ## 5 trials of the load-sensitive PR-tier checks -> proposed local thresholds (prints YAML)
+	k8sai calibrate --trials 5 --keys kueue_admission_attempt_p99_ms gaie_epp_scheduling_p99_ms \
+		-- -m pr suites/smoke suites/kueue suites/gaie -k "not routing and not routes"
+
+mutants: build      ## every seeded regression against the PR tier, once each (hours): the mutation table
+	k8sai mutants run
 
 kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
 	$(PYTHON) -m pytest --cluster=local suites/kueue $(PYTEST_ARGS)
