@@ -72,7 +72,8 @@ class Verdict(BaseModel):
         got = f"measured {_num(self.measured)} {self.unit}".rstrip()
         if self.model_check:
             held = (
-                f"; held to {self.op} {_num(self.model_threshold)} where real parts decide it"
+                f"; held to {self.op} {_num(self.model_threshold)} {self.unit} where real parts "
+                "decide it"
                 if self.model_threshold is not None
                 else ""
             )
@@ -329,7 +330,9 @@ def _cells(v: Verdict) -> tuple[str, ...]:
     source = v.source
     if v.model_check:
         held = (
-            "" if v.model_threshold is None else f", {v.op} {_num(v.model_threshold)} on real parts"
+            ""
+            if v.model_threshold is None
+            else f", {v.op} {_num(v.model_threshold)} {v.unit} on real parts".replace("  ", " ")
         )
         source = f"NOT JUDGED HERE: {v.model_check}{held}; {source}"
     return (v.figure, measured, threshold, v.verdict, str(v.n), source)

@@ -59,6 +59,26 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
         samples=jct,
     )
     profile = kueue_experiment.cluster.profile
+    gpus = profile.total_gpus
+    busy = [sum(r.written_s.values()) / (r.stats.makespan_s * gpus) for r in runs]
+    slo.check(
+        f"{setup.name}: useful GPU time / (makespan x GPUs), worst run",
+        min(busy),
+        unit="",
+        threshold=profile.slo.kueue_gpu_busy_share_min,
+        op=">=",
+        n=len(runs),
+        source=f"sum of written job run times {sum(runs[0].written_s.values()):.1f} s over "
+        f"makespan x {gpus} GPUs, per run "
+        + ", ".join(f"{b:.3f}" for b in busy)
+        + " (how much of the cluster the queueing kept busy)",
+        key="kueue_gpu_busy_share_min",
+        model_check=(
+            "preempted jobs restart from zero, so repeated work is not counted"
+            if setup.name == "preemption"
+            else ""
+        ),
+    )
     run_s = statistics.median(v for r in runs for v in r.written_s.values())
     retry = [v for r in runs for v in r.latencies_ms()[0]]
     start = [v for r in runs for v in r.latencies_ms()[1]]
