@@ -77,8 +77,9 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     trials: int = Field(RECOMMENDED_TRIALS, ge=1, le=100)
-    # < 1: a lower bound's threshold worst x (1 - margin) must stay above zero.
-    margin: float = Field(0.25, ge=0, lt=1)
+    # A lower bound's worst x (1 - margin) at or below the field's floor is clamped to the
+    # field's range, or proposes nothing (see propose); upper bounds may need more than 1.
+    margin: float = Field(0.25, ge=0, le=10)
     cluster: str = "local"
     results_dir: Path | None = None
     from_dirs: list[Path] = Field(default_factory=list)

@@ -195,7 +195,7 @@ def test_a_bad_results_dir_is_one_paragraph(tmp_path, capsys, make, expected):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--margin", "1.5"], "--margin: Input should be less than 1"),
+        (["--margin", "11"], "--margin: Input should be less than or equal to 10"),
         (["--trials", "0"], "--trials: Input should be greater than or equal to 1"),
         (["--keys", "p99,nope"], "--keys: Value error, p99, nope not slo fields"),
     ],
