@@ -108,7 +108,8 @@ def test_field_range_bounds_the_proposal():
 
 def test_looser_than_the_paper_is_said(tmp_path):
     rows = {r.key: r for r in outcome_of(tmp_path).rows}
-    assert rows[P99].paper == 25.0 and rows[P99].current == 25.0
+    current = load_profile("local").slo.kueue_admission_attempt_p99_ms  # the calibrated one
+    assert rows[P99].paper == 25.0 and rows[P99].current == current
     assert any("looser than the paper's 25 (Table 4" in n for n in rows[P99].notes)
     assert rows[HIT].notes == []  # no paper value for the hit rate
 
@@ -149,7 +150,8 @@ def test_from_dirs_end_to_end_writes_md_and_yaml(tmp_path, capsys):
     assert printed.splitlines()[0].split() == [
         "key", "trials", "mean", "worst", "margin", "proposed", "current", "paper",
     ]  # fmt: skip
-    assert f"{P99}  5" in printed and "<= 50 ms" in printed and "<= 25 ms" in printed
+    current = load_profile("local").slo.kueue_admission_attempt_p99_ms
+    assert f"{P99}  5" in printed and "<= 50 ms" in printed and f"<= {current:g} ms" in printed
     written = yaml.safe_load((tmp_path / "cal" / cal.OUTPUT_YAML).read_text())
     assert written["slo"] == {P99: 50.0, HIT: 0.6}
     md = (tmp_path / "cal" / cal.OUTPUT_MD).read_text()
