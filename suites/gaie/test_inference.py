@@ -16,7 +16,6 @@ if reason := missing_reason():
     pytest.skip(reason, allow_module_level=True)
 
 from pytest_k8sai.gaie.experiments import OVERHEAD_PATHS, ROUTING_CONFIGS
-from pytest_k8sai.gaie.replicas import CacheCounters
 from pytest_k8sai.gaie.tables import level_of, request_values
 
 # All of it is in the PR tier (CI), ~4-5 min on the local tier.
@@ -246,15 +245,12 @@ def _routing_decision_checks(slo, gaie, run, c: int) -> None:
         return
     # Replicas that expose metrics but count no prefix-cache queries have no prefix cache
     # (e.g. KV caching switched off): nothing can hit, so the hit rate is 0, not unknown.
-    rnd, pfx = (
-        cache if cache.queries else CacheCounters(0.0, 0.0, cache.per_replica)
-        for cache in (caches["random"], caches["prefix-aware"])
-    )
-    rate = {id(x): (x.hit_rate if x.queries else 0.0) for x in (rnd, pfx)}
+    rnd, pfx = caches["random"], caches["prefix-aware"]
+    rnd_rate, pfx_rate = (x.hit_rate if x.queries else 0.0 for x in (rnd, pfx))
     src = "vllm:prefix_cache_hits / vllm:prefix_cache_queries (tokens), all replicas, this load"
     slo.check(
         f"routing prefix-aware c={c}: prefix-cache hit rate",
-        rate[id(pfx)],
+        pfx_rate,
         unit="",
         threshold=p.gaie_prefix_hit_rate_min,
         op=">=",
@@ -264,19 +260,19 @@ def _routing_decision_checks(slo, gaie, run, c: int) -> None:
     )
     slo.info(
         f"routing random c={c}: prefix-cache hit rate",
-        rate[id(rnd)],
+        rnd_rate,
         unit="",
         n=int(rnd.queries),
         source=f"{src}; {rnd.hits:.0f} of {rnd.queries:.0f} tokens",
     )
     slo.check(
         f"routing c={c}: hit rate gain, prefix-aware - random",
-        rate[id(pfx)] - rate[id(rnd)],
+        pfx_rate - rnd_rate,
         unit="",
         threshold=p.gaie_prefix_hit_rate_gain_min,
         op=">=",
         n=int(min(pfx.queries, rnd.queries)),
-        source=f"{src}; random {rate[id(rnd)]:.3f}, prefix-aware {rate[id(pfx)]:.3f}",
+        source=f"{src}; random {rnd_rate:.3f}, prefix-aware {pfx_rate:.3f}",
         key="gaie_prefix_hit_rate_gain_min",
     )
     limits = {"random": p.gaie_random_spread_max, "prefix-aware": p.gaie_prefix_spread_max}
