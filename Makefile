@@ -7,7 +7,7 @@ INSTALLED_DIR ?= /tmp/k8sai-installed
 .PHONY: install build run unit test nightly installed kueue das gaie bench lint up down status calibrate mutants
 
 install:            ## install the package with all extras and the dev tools (editable)
-	$(PYTHON) -m pip install -q -e '.[dev,inference]'
+	$(PYTHON) -m pip install -q -e '.[dev,inference,nodes]'
 
 build: install      ## build (or find cached) etcd, kube-*, kwok, kueue, the sim and the EPP from their Go modules
 	k8sai local build --inference

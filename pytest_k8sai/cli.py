@@ -18,6 +18,7 @@ from pytest_k8sai.clusters.local import state
 from pytest_k8sai.clusters.local.build import Builder, cache_root
 from pytest_k8sai.clusters.local.processes import STOP_GRACE_S
 from pytest_k8sai.clusters.local.provider import LocalProvider, stop_cluster
+from pytest_k8sai.clusters.local.realnode import node as realnode
 from pytest_k8sai.core import mutants
 from pytest_k8sai.core.errors import K8saiError
 from pytest_k8sai.core.profiles import load_profile
@@ -29,8 +30,16 @@ def _profile_name(args: argparse.Namespace) -> str:
 
 def cmd_build(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    builder = Builder(log=lambda m: print(m, file=sys.stderr))
-    for name, built in builder.ensure_all(on_demand=args.inference).items():
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    builder = Builder(log=log)
+    profile = load_profile(args.cluster)
+    builds = builder.ensure_all(on_demand=args.inference)
+    if profile.real_nodes:  # --cluster=local-nodes: the kubelet, host packages, images
+        builds["kubelet"] = builder.ensure_named("kubelet")
+        spec = LocalProvider(profile).real_node_spec()
+        for img in realnode.prepare(builds["kubernetes"].module_dir, spec, log):
+            print(f"{'image':12} {img.tag:10} {img.tar}")
+    for name, built in builds.items():
         print(f"{name:12} {built.version:10} {built.binaries}")
     print(f"all components ready in {time.monotonic() - started:.1f}s (cache: {cache_root()})")
     return 0
@@ -96,7 +105,12 @@ def parser() -> argparse.ArgumentParser:
     local.add_argument("--cluster", default="local", help="profile name or file (default local)")
     ops = local.add_subparsers(dest="op", required=True)
     for name, fn, text in (
-        ("build", cmd_build, "build (or find cached) every component from its Go module"),
+        (
+            "build",
+            cmd_build,
+            "build (or find cached) every component from its Go module; with "
+            "--cluster=local-nodes also the kubelet, the host packages and the node's images",
+        ),
         ("up", cmd_up, "start the local cluster and leave it running"),
         ("down", cmd_down, "stop the local cluster and remove its files"),
         ("status", cmd_status, "show whether the local cluster runs, and where"),

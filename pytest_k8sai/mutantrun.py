@@ -275,6 +275,25 @@ def write_tables(results: Sequence[MutantResult], results_dir: Path) -> None:
     (results_dir / TABLE_JSON).write_text(json.dumps(doc, indent=2) + "\n")
 
 
+def earlier_results(results_dir: Path) -> list[MutantResult]:
+    """The results an earlier run wrote into ``results_dir`` (none if absent or unreadable)."""
+    try:
+        doc = json.loads((results_dir / TABLE_JSON).read_text())
+        fields = set(MutantResult.__dataclass_fields__)
+        return [MutantResult(**{k: v for k, v in m.items() if k in fields}) for m in doc["mutants"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def merged(earlier: Sequence[MutantResult], now: Sequence[MutantResult]) -> list[MutantResult]:
+    """This run's results plus the earlier ones of mutants it did not run, in catalogue order
+    (so a long run can be finished later: run the remaining names into the same directory)."""
+    fresh = {r.name for r in now}
+    order = {m.name: i for i, m in enumerate(mutants.load_catalogue())}
+    out = [r for r in earlier if r.name not in fresh] + list(now)
+    return sorted(out, key=lambda r: order.get(r.name, len(order)))
+
+
 def run(
     names: Sequence[str],
     results_dir: Path,
@@ -290,6 +309,12 @@ def run(
     if unknown:
         raise K8saiError(f"--suites: unknown suite(s) {unknown}; known: {list(mutants.SUITES)}.")
     chosen = select(names)
+    earlier = [r for r in earlier_results(results_dir) if r.name not in {m.name for m in chosen}]
+    if earlier:
+        log(
+            f"[k8sai] mutants: keeping {len(earlier)} earlier result(s) from "
+            f"{results_dir / TABLE_JSON} in the table: {', '.join(r.name for r in earlier)}"
+        )
     results: list[MutantResult] = []
     for i, m in enumerate(chosen, start=1):
         suites = [s for s in m.suites if not only_suites or s in only_suites]
@@ -301,9 +326,10 @@ def run(
             r = run_one(m, suites, results_dir / m.name, root, log)
         except KeyboardInterrupt:
             if results:
-                write_tables(results, results_dir)
+                write_tables(merged(earlier, results), results_dir)
             raise
         results.append(r)
         log(f"[k8sai] mutants: {m.name}: {r.caught_text()} in {_minutes(r.wall_s)}")
-        write_tables(results, results_dir)  # after each one: a long run keeps its table
-    return results
+        # After each one: a long run keeps its table.
+        write_tables(merged(earlier, results), results_dir)
+    return merged(earlier, results)

@@ -68,6 +68,31 @@ class PodPhaseRecorder:
                 self._cond.wait(left)
             return dict(self.pods)
 
+    def wait_finished(self, prefix: str, count: int, timeout_s: float) -> dict[str, PodTimes]:
+        """Block until ``count`` pods named ``prefix``... have ended (Succeeded or Failed)."""
+        deadline = time.monotonic() + timeout_s
+
+        def ended() -> int:
+            return sum(
+                1
+                for n, t in self.pods.items()
+                if n.startswith(prefix) and {"Succeeded", "Failed"} & t.phases.keys()
+            )
+
+        with self._cond:
+            while ended() < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = {
+                        n: sorted(t.phases) for n, t in self.pods.items() if n.startswith(prefix)
+                    }
+                    raise TimeoutError(
+                        f"{ended()} of {count} pods {prefix}* in {self.namespace} ended within "
+                        f"{timeout_s:.0f}s; phases seen: {seen}"
+                    )
+                self._cond.wait(left)
+            return dict(self.pods)
+
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)

@@ -8,14 +8,11 @@ from typing import Any, TypeVar
 
 from pytest_k8sai.core.apis import KUEUE_PRIORITY_CLASS_LABEL as PRIORITY_CLASS_LABEL
 from pytest_k8sai.core.apis import KUEUE_QUEUE_LABEL as QUEUE_LABEL
-from pytest_k8sai.core.profiles import Profile
+from pytest_k8sai.core.profiles import Profile, WorkloadPods
 from pytest_k8sai.measure.joblatency import MODEL_LABEL
 from pytest_k8sai.workloads import kwok
 
 T = TypeVar("T")
-
-# Never pulled on KWOK nodes; a real cluster's profile names a real image instead.
-SIMULATED_IMAGE = "registry.k8s.io/pause:3.10"
 
 
 def gpu_job(
@@ -27,11 +24,25 @@ def gpu_job(
     resource: str = "nvidia.com/gpu",
     queue: str | None = None,
     priority_class: str | None = None,
-    image: str = SIMULATED_IMAGE,
+    image: str | None = None,
     labels: dict[str, str] | None = None,
+    pods: WorkloadPods | None = None,
 ) -> dict[str, Any]:
     """A one-pod Job asking for ``gpus`` of ``resource`` (whole GPUs, or MIG slices such as
-    ``nvidia.com/mig-1g.5gb``) that runs for ``run_seconds`` on KWOK."""
+    ``nvidia.com/mig-1g.5gb``) that runs for ``run_seconds``: on KWOK by its annotations, on
+    a node that really starts containers by ``sleep`` (``pods``: the profile's workload)."""
+    pods = pods or WorkloadPods()
+    container: dict[str, Any] = {
+        "name": "work",
+        "image": image or pods.image,
+        "imagePullPolicy": pods.pull_policy,
+        "resources": {
+            "requests": {resource: str(gpus)},
+            "limits": {resource: str(gpus)},
+        },
+    }
+    if pods.sleep:
+        container["command"] = ["sleep", f"{run_seconds:.3f}"]
     meta_labels = dict(labels or {})
     if queue:
         meta_labels[QUEUE_LABEL] = queue
@@ -55,16 +66,8 @@ def gpu_job(
                 "spec": {
                     "restartPolicy": "Never",
                     "tolerations": [kwok.KWOK_TOLERATION],
-                    "containers": [
-                        {
-                            "name": "work",
-                            "image": image,
-                            "resources": {
-                                "requests": {resource: str(gpus)},
-                                "limits": {resource: str(gpus)},
-                            },
-                        }
-                    ],
+                    "containers": [container],
+                    **({"hostNetwork": True} if pods.host_network else {}),
                 },
             },
         },
@@ -96,7 +99,8 @@ def whisper_job(
         queue=queue,
         priority_class=priority_class,
         labels={MODEL_LABEL: model},
-        **({"image": profile.whisper.image} if profile.whisper.image else {}),
+        image=profile.whisper.image,
+        pods=profile.workload,
     )
     if not profile.simulated:
         values = {"name": name, "model": model, "audio_seconds": f"{audio_s:.2f}"}

@@ -57,7 +57,10 @@ def run_chain(cluster, namespace: str, queue: str, run_seconds: float) -> Chain:
     """Submit one queued GPU Job and follow it to completion, asserting each step."""
     recorder = PodPhaseRecorder(cluster.api_client, namespace).start()
     try:
-        job = gpu_job("smoke", namespace, run_seconds=run_seconds, gpus=1, queue=queue)
+        job = gpu_job(
+            "smoke", namespace, run_seconds=run_seconds, gpus=1, queue=queue,
+            pods=cluster.profile.workload,
+        )  # fmt: skip
         created = time.monotonic()
         cluster.batch.create_namespaced_job(namespace, job)
         wl = _wait(

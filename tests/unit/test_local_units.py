@@ -23,7 +23,13 @@ def test_go_output_name_skips_major_version_suffix():
 
 def test_components_are_pinned_and_etcd_is_named_etcd():
     comps = build.load_components()
-    assert set(comps) == {"kubernetes", "etcd", "kwok", "kueue", "inference-sim", "epp"}
+    assert set(comps) == {"kubernetes", "kubelet", "etcd", "kwok", "kueue", "inference-sim", "epp"}
+    # The kubelet is the control plane's own release, built only for real nodes.
+    assert (comps["kubelet"].module, comps["kubelet"].version) == (
+        comps["kubernetes"].module,
+        comps["kubernetes"].version,
+    )
+    assert comps["kubelet"].on_demand and not comps["kubernetes"].on_demand
     for c in comps.values():
         assert c.version.startswith("v") and c.version.count(".") == 2, c
     assert comps["etcd"].binary_name("go.etcd.io/etcd/server/v3") == "etcd"

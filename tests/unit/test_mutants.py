@@ -461,6 +461,24 @@ def test_runner_reads_failed_verdicts_and_decides_caught(tmp_path):
     assert json.loads((tmp_path / mutantrun.TABLE_JSON).read_text())["score"] == 1.0
 
 
+def test_a_later_run_into_the_same_directory_keeps_the_earlier_mutants(tmp_path):
+    def result(name: str, caught: bool) -> mutantrun.MutantResult:
+        return mutantrun.MutantResult(name, "what", ["kueue"], 1 if caught else 0, 60.0)
+
+    mutantrun.write_tables(
+        [result("kueue-strict-fifo", True), result("epp-prefix-weight-zero", False)], tmp_path
+    )
+    earlier = mutantrun.earlier_results(tmp_path)
+    assert [r.name for r in earlier] == ["kueue-strict-fifo", "epp-prefix-weight-zero"]
+    # Re-running one of them replaces it; the other is kept; catalogue order.
+    both = mutantrun.merged(earlier, [result("epp-prefix-weight-zero", True)])
+    assert [(r.name, r.caught) for r in both] == [
+        ("epp-prefix-weight-zero", True),
+        ("kueue-strict-fifo", True),
+    ]
+    assert mutantrun.earlier_results(tmp_path / "none") == []
+
+
 def test_runner_command_uses_checkout_paths_or_the_installed_suites(tmp_path):
     cmd = mutantrun.pytest_command("m", ["gaie"], tmp_path / "out", ROOT)
     assert cmd[1:] == [

@@ -131,6 +131,44 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def stream_command(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    logfile: Path,
+    progress: Callable[[float, int, str], None],
+) -> tuple[int, list[str]]:
+    """Run a build command with its output appended to ``logfile``; every PROGRESS_EVERY_S
+    call ``progress(elapsed s, packages compiled so far, latest line)`` (`go build -v` prints
+    one package path per package). Return the exit code and the output lines."""
+    started = last_report = time.monotonic()
+    compiled = 0
+    out: list[str] = []
+    with logfile.open("a") as lf:
+        lf.write(f"$ {' '.join(args)}\n")
+        lf.flush()
+        proc = subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                lf.write(line)
+                out.append(line)
+                if not line.startswith("go: "):
+                    compiled += 1
+                now = time.monotonic()
+                if now - last_report >= PROGRESS_EVERY_S:
+                    last_report = now
+                    progress(now - started, compiled, line)
+            rc = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    return rc, out
+
+
 class Builder:
     def __init__(self, root: Path | None = None, log: Log = print) -> None:
         self.root = root or cache_root()
@@ -165,41 +203,12 @@ class Builder:
 
     def _run(self, comp: Component, args: list[str], cwd: Path, logfile: Path) -> str:
         """Run a go command, streaming its output to ``logfile`` and progress to the user."""
-        started = time.monotonic()
-        last_report = started
-        compiled = 0
-        with logfile.open("a") as lf:
-            lf.write(f"$ {' '.join(args)}\n")
-            lf.flush()
-            proc = subprocess.Popen(
-                args,
-                cwd=cwd,
-                env=_go_env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-            out: list[str] = []
-            assert proc.stdout is not None
-            try:
-                for line in proc.stdout:
-                    lf.write(line)
-                    out.append(line)
-                    if not line.startswith("go: "):
-                        compiled += 1  # `go build -v` prints one package path per package
-                    now = time.monotonic()
-                    if now - last_report >= PROGRESS_EVERY_S:
-                        last_report = now
-                        what = f"{compiled} packages compiled" if compiled else line.strip()
-                        self.log(
-                            f"  {comp.name} {comp.version}: {args[1]} running "
-                            f"{now - started:.0f}s, {what[:70]}"
-                        )
-                rc = proc.wait()
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
+
+        def progress(elapsed: float, compiled: int, line: str) -> None:
+            what = f"{compiled} packages compiled" if compiled else line.strip()
+            self.log(f"  {comp.name} {comp.version}: {args[1]} running {elapsed:.0f}s, {what[:70]}")
+
+        rc, out = stream_command(args, cwd, _go_env(), logfile, progress)
         if rc != 0:
             tail = "".join(out[-15:]).strip()
             raise BuildError(

@@ -19,6 +19,7 @@ from pytest_k8sai.clusters.local import kueue_manager, kwok_nodes, state
 from pytest_k8sai.clusters.local.build import Builder, Built, cache_root
 from pytest_k8sai.clusters.local.pki import Pki, create_pki, new_token
 from pytest_k8sai.clusters.local.processes import Supervisor
+from pytest_k8sai.clusters.local.realnode import node as realnode
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.core.progress import progress
@@ -76,12 +77,20 @@ class LocalProvider(ClusterProvider):
             if existing or self.run_dir.exists():
                 self.log(f"[k8sai] removing stale local cluster '{self.cluster_name}'")
                 state.remove(self.cluster_name, existing)
-            builds = Builder(log=self.log).ensure_all()
+            builder = Builder(log=self.log)
+            builds = builder.ensure_all()
+            tars = []
+            if self.profile.real_nodes:
+                builds["kubelet"] = builder.ensure_named("kubelet")
+                # Host packages and image tars: slow once, then cached; no cluster needed.
+                tars = realnode.prepare(
+                    builds["kubernetes"].module_dir, self.real_node_spec(), self.log
+                )
             self._created = True
             atexit.register(self._atexit)
             for attempt in range(1, START_ATTEMPTS + 1):
                 try:
-                    st = self._start(builds)
+                    st = self._start(builds, tars)
                     break
                 except BaseException as exc:
                     # Also on Ctrl-C: nothing of a half-started cluster may outlive the
@@ -98,6 +107,15 @@ class LocalProvider(ClusterProvider):
                     self._created, self._state = True, None
                     atexit.register(self._atexit)
         return self._handle(st)
+
+    def real_node_spec(self) -> realnode.RealNodeSpec:
+        gpus = self.profile.capabilities.gpu_nodes
+        return realnode.RealNodeSpec(
+            name="real-gpu-0",
+            product=gpus.product,
+            gpus=gpus.gpus_per_node,
+            workload_image=self.profile.workload.image,
+        )
 
     def _handle(self, st: state.ClusterState) -> ClusterHandle:
         return ClusterHandle(
@@ -118,7 +136,7 @@ class LocalProvider(ClusterProvider):
         except (urllib3.exceptions.HTTPError, OSError):
             return False
 
-    def _start(self, builds: dict[str, Built]) -> state.ClusterState:
+    def _start(self, builds: dict[str, Built], tars: list) -> state.ClusterState:
         t0 = time.monotonic()
         timings: dict[str, float] = {}
 
@@ -155,8 +173,8 @@ class LocalProvider(ClusterProvider):
         bins = {name: path for b in builds.values() for name, path in b.binaries.items()}
         timeout = self.profile.local.start_timeout_s
 
-        def start(name: str, args: list[str]) -> None:
-            sup.start(name, bins[name], args)
+        def start(name: str, args: list[str], exe: Path | None = None) -> None:
+            sup.start(name, exe or bins[name], args)
             st.processes = list(sup.records)
             st.save()  # saved at once, so `k8sai local down` can stop a half-started cluster
 
@@ -192,7 +210,10 @@ class LocalProvider(ClusterProvider):
                 "kueue",
                 kueue_manager.manager_args(kcfg, kubeconfig, self.profile.local.kueue_log_level),
             )
-            nodes = kwok_nodes.create_gpu_nodes(api, self.profile.capabilities.gpu_nodes)
+            if self.profile.real_nodes:
+                nodes = []  # the real node's own readiness is waited for below
+            else:
+                nodes = kwok_nodes.create_gpu_nodes(api, self.profile.capabilities.gpu_nodes)
             healthz = {
                 "kube-controller-manager": f"https://127.0.0.1:{ports.controller_manager}/healthz",
                 "kube-scheduler": f"https://127.0.0.1:{ports.scheduler}/healthz",
@@ -221,6 +242,26 @@ class LocalProvider(ClusterProvider):
                 f"nodes {', '.join(nodes)} Ready",
             )
             mark("nodes-ready")
+            if self.profile.real_nodes:
+                self.log("[k8sai] starting the real GPU node (containerd, kubelet, device plugin)")
+                info = realnode.start_real_node(
+                    sup=sup,
+                    start=start,
+                    run_dir=self.run_dir,
+                    cluster_name=self.cluster_name,
+                    kubeconfig=kubeconfig,
+                    kubelet_bin=bins["kubelet"],
+                    api=api,
+                    spec=self.real_node_spec(),
+                    tars=tars,
+                    timeout_s=timeout,
+                    log=self.log,
+                )
+                st.endpoints["containerd_socket"] = str(info.containerd_socket)
+                st.versions["containerd"] = realnode.containerd_version(info.containerd_socket)
+                for phase, secs in info.timings.items():
+                    timings[f"real-node-{phase}"] = round(secs + timings["nodes-ready"], 3)
+                mark("real-node")
             # The service-account controller works once 'default' exists: pods can be created.
             sup.wait(
                 "kube-controller-manager",

@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 from pytest_k8sai.clusters.local.build import cache_root, file_lock
 from pytest_k8sai.clusters.local.controlplane import Ports
 from pytest_k8sai.clusters.local.processes import ProcRecord, pid_alive, stop
+from pytest_k8sai.clusters.local.realnode import hoststate
+from pytest_k8sai.core.errors import ClusterError
 
 STATE_FILE = "state.json"
 
@@ -51,9 +53,22 @@ def load(name: str) -> ClusterState | None:
 
 
 def remove(name: str, state: ClusterState | None) -> list[str]:
-    """Stop every recorded process and delete the cluster's directory; return SIGKILLed names."""
+    """Stop every recorded process, undo what a real node changed on the host, and delete the
+    cluster's directory; return SIGKILLed names."""
     killed = stop(list(reversed(state.processes))) if state else []
+    problems = hoststate.undo(run_dir(name))
+    if any(p.startswith("still mounted") for p in problems):
+        # Deleting through a live mount would delete what it shows: leave the directory.
+        raise ClusterError(
+            f"Local cluster '{name}': the real node's host changes were not all undone: "
+            f"{'; '.join(problems)}. Unmount them (umount -l) and run 'k8sai local down' again."
+        )
     shutil.rmtree(run_dir(name), ignore_errors=True)
+    if problems:
+        raise ClusterError(
+            f"Local cluster '{name}' removed, but the real node's host changes were not all "
+            f"undone: {'; '.join(problems)}."
+        )
     return killed
 
 

@@ -1,0 +1,1 @@
+"""The real-node tier: kubelet + containerd + runc beside the local control plane."""
