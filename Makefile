@@ -4,13 +4,14 @@ PYTEST_ARGS ?=
 # Where `make installed` puts the wheel's virtualenv and runs from (outside the checkout).
 INSTALLED_DIR ?= /tmp/k8sai-installed
 
-.PHONY: install build run unit test nightly installed kueue das gaie bench lint up down status calibrate mutants
+.PHONY: install build run unit test nightly installed nodes kueue das gaie bench lint up down status calibrate mutants
 
 install:            ## install the package with all extras and the dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev,inference,nodes]'
 
-build: install      ## build (or find cached) etcd, kube-*, kwok, kueue, the sim and the EPP from their Go modules
+build: install      ## build (or find cached) etcd, kube-*, kwok, kueue, the sim, the EPP and the real node's kubelet and images
 	k8sai local build --inference
+	k8sai local --cluster local-nodes build
 
 run: build          ## the main job: the gating suite against the local cluster
 	$(PYTHON) -m pytest --cluster=local suites/smoke $(PYTEST_ARGS)
@@ -18,8 +19,9 @@ run: build          ## the main job: the gating suite against the local cluster
 unit:               ## the pure unit tests: no Go, no cluster, seconds
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
-test: build lint    ## the PR tier: the project's tests and the smoke, GPU slicing and inference suites (CI)
+test: build lint    ## the PR tier: the project's tests and the suites (CI), then the smoke suite on a real node
 	$(PYTHON) -m pytest --cluster=local -m pr tests suites $(PYTEST_ARGS)
+	$(PYTHON) -m pytest --cluster=local-nodes -m pr suites/smoke --results-dir k8sai-results/local-nodes $(PYTEST_ARGS)
 
 installed: build    ## the built wheel in a fresh virtualenv (no extras), PR tier run from outside the checkout
 	bash .ci/installed-check "$(INSTALLED_DIR)"
@@ -33,6 +35,9 @@ calibrate: build    ## 5 trials of the load-sensitive PR-tier checks -> proposed
 
 mutants: build      ## every seeded regression against the PR tier, once each (hours): the mutation table
 	k8sai mutants run
+
+nodes: build        ## the smoke, Kueue and GPU slicing suites with a real kubelet + containerd GPU node (~20 min)
+	$(PYTHON) -m pytest --cluster=local-nodes suites/smoke suites/kueue suites/das $(PYTEST_ARGS)
 
 kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
 	$(PYTHON) -m pytest --cluster=local suites/kueue $(PYTEST_ARGS)

@@ -51,14 +51,22 @@ def ensure(log: Log = print) -> None:
         "(apt-get install; once per machine)"
     )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    proc = subprocess.run(
-        [apt, "install", "-y", "--no-install-recommends", *want],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=APT_TIMEOUT_S,
-        check=False,
-    )
+
+    def apt_get(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [apt, *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=APT_TIMEOUT_S,
+            check=False,
+        )
+
+    proc = apt_get("install", "-y", "--no-install-recommends", *want)
+    if proc.returncode != 0:  # a fresh machine's package lists may be empty or stale
+        log("[k8sai] apt-get install failed; running apt-get update and trying once more")
+        apt_get("update")
+        proc = apt_get("install", "-y", "--no-install-recommends", *want)
     if proc.returncode != 0 or missing():
         tail = " ".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
         raise ClusterError(
