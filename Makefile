@@ -3,13 +3,18 @@ PYTHON ?= python3
 PYTEST_ARGS ?=
 # Where `make installed` puts the wheel's virtualenv and runs from (outside the checkout).
 INSTALLED_DIR ?= /tmp/k8sai-installed
+# The real DAS's checks on the real node (local-nodes): its packing of the full trace, the
+# webhook rewrite, the AllocationClaim lifecycle and slice provisioning latency.
+REAL_DAS_CHECKS ?= $(addprefix suites/das/test_gpu_slicing.py::,test_real_das_packs_the_full_trace \
+	test_das_webhook_rewrites_slice_requests test_das_claims_follow_lifecycle_and_are_released \
+	test_das_slice_provisioning_latency)
 
 .PHONY: install build run unit test nightly installed nodes kueue das gaie bench lint up down status calibrate mutants
 
 install:            ## install the package with all extras and the dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev,inference,nodes]'
 
-build: install      ## build (or find cached) etcd, kube-*, kwok, kueue, the sim, the EPP and the real node's kubelet and images
+build: install      ## build (or find cached) etcd, kube-*, kwok, kueue, the sim, the EPP, the real node's kubelet and images, the real DAS
 	k8sai local build --inference
 	k8sai local --cluster local-nodes build
 
@@ -19,9 +24,10 @@ run: build          ## the main job: the gating suite against the local cluster
 unit:               ## the pure unit tests: no Go, no cluster, seconds
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
-test: build lint    ## the PR tier: the project's tests and the suites (CI), then the smoke suite on a real node
+test: build lint    ## the PR tier: the project's tests and the suites (CI), then the smoke suite and the real DAS's checks on a real node
 	$(PYTHON) -m pytest --cluster=local -m pr tests suites $(PYTEST_ARGS)
-	$(PYTHON) -m pytest --cluster=local-nodes -m pr suites/smoke --results-dir k8sai-results/local-nodes $(PYTEST_ARGS)
+	$(PYTHON) -m pytest --cluster=local-nodes -m pr suites/smoke $(REAL_DAS_CHECKS) \
+		--results-dir k8sai-results/local-nodes $(PYTEST_ARGS)
 
 installed: build    ## the built wheel in a fresh virtualenv (no extras), PR tier run from outside the checkout
 	bash .ci/installed-check "$(INSTALLED_DIR)"

@@ -18,6 +18,8 @@ from pytest_k8sai.clusters.local import state
 from pytest_k8sai.clusters.local.build import Builder, cache_root
 from pytest_k8sai.clusters.local.processes import STOP_GRACE_S
 from pytest_k8sai.clusters.local.provider import LocalProvider, stop_cluster
+from pytest_k8sai.clusters.local.realdas import build as dasbuild
+from pytest_k8sai.clusters.local.realdas import source as dassource
 from pytest_k8sai.clusters.local.realnode import node as realnode
 from pytest_k8sai.core import mutants
 from pytest_k8sai.core.errors import K8saiError
@@ -39,6 +41,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         spec = LocalProvider(profile).real_node_spec()
         for img in realnode.prepare(builds["kubernetes"].module_dir, spec, log):
             print(f"{'image':12} {img.tag:10} {img.tar}")
+    if profile.capabilities.das and profile.provider == "local":  # the real DAS, from source
+        src = dassource.locate_source(log)
+        das = dasbuild.ensure_das(src, log)
+        print(f"{'das':12} {src.commit[:10]} {next(iter(das.binaries.values())).parent}")
     for name, built in builds.items():
         print(f"{name:12} {built.version:10} {built.binaries}")
     print(f"all components ready in {time.monotonic() - started:.1f}s (cache: {cache_root()})")

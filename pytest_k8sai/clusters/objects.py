@@ -88,13 +88,20 @@ def _wait_for_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
 
 
 @contextlib.contextmanager
-def owned_namespace(core: client.CoreV1Api, run_id: str, prefix: str = "k8sai") -> Iterator[str]:
-    """A fresh namespace with the ownership labels, usable for pods; deleted on exit (in the
-    background, also after a failure or Ctrl-C: the namespace controller removes its Jobs,
-    Workloads and LocalQueues with it)."""
+def owned_namespace(
+    core: client.CoreV1Api,
+    run_id: str,
+    prefix: str = "k8sai",
+    labels: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """A fresh namespace with the ownership labels (and ``labels``, e.g. the one that opts it
+    into a webhook), usable for pods; deleted on exit (in the background, also after a failure
+    or Ctrl-C: the namespace controller removes its Jobs, Workloads and LocalQueues with it)."""
     name = f"{prefix}-{secrets.token_hex(3)}"
     body = client.V1Namespace(
-        metadata=client.V1ObjectMeta(name=name, labels=ownership_labels(run_id))
+        metadata=client.V1ObjectMeta(
+            name=name, labels={**(labels or {}), **ownership_labels(run_id)}
+        )
     )
     try:
         core.create_namespace(body, _request_timeout=API_TIMEOUT_S)

@@ -112,6 +112,7 @@ class PlacementRecorder(JobLatencyRecorder):
         super().__init__(api_client, namespace, kueue=kueue, cluster_queues=cluster_queues)
         self.resources = frozenset(resources)
         self._pods: dict[str, PodPlacement] = {}
+        self._first_seen: dict[str, Obj] = {}
         self._pods_lock = threading.Lock()
 
     def on_event(self, kind: str, event_type: str, obj: Obj, t: float) -> None:
@@ -119,6 +120,15 @@ class PlacementRecorder(JobLatencyRecorder):
         if kind == "Pod":
             with self._pods_lock:
                 observe_pod(self._pods, event_type, obj, t, self.resources)
+                name = (obj.get("metadata") or {}).get("name")
+                if name and name not in self._first_seen:
+                    self._first_seen[name] = obj
+
+    def pods_as_created(self) -> list[Obj]:
+        """Each pod as first seen (its spec after admission webhooks), even if it has been
+        deleted since (Jobs with ttlSecondsAfterFinished)."""
+        with self._pods_lock:
+            return list(self._first_seen.values())
 
     def placements(self) -> dict[str, PodPlacement]:
         with self._pods_lock:

@@ -29,9 +29,10 @@ def own_slices(profile: Profile) -> bool:
 
     The condition is ``profile.simulated`` alone, the same one ``das.runs.run_arm`` uses to
     add KWOK slice nodes with the planner's layout and to run each sliced pod for
-    ``exec_seconds x`` the fitted slowdown. ``capabilities.das`` does not enter: on a simulated
-    tier DAS never runs (``run_arm`` watches AllocationClaims only off it), so a simulated
-    profile that claims DAS still gets the suite's layout and slowdown. Off the simulated
+    ``exec_seconds x`` the fitted slowdown. ``capabilities.das`` does not enter: a simulated
+    profile that claims DAS still gets the suite's layout and slowdown for its sliced arm; the
+    real DAS (local tier with ``capabilities.das``) runs a third arm beside it
+    (``runs.local_das``), whose placement DAS decides. Off the simulated
     tier the slices are real: DAS slices just in time, or an existing MIG cluster has its own
     layout, and jobs run at whatever speed their slice gives them.
     """

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-
-from kubernetes import client
+from typing import Any
 
 from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.clusters.objects import ObjectTracker, owned_namespace
@@ -50,11 +49,28 @@ class Arm:
     title: str
     sliced: bool
     kueue: bool = False
+    # The real DAS slices just in time beside the suite's own layout (local tier with DAS).
+    das: bool = False
 
 
 WHOLE = Arm("whole", "Whole GPUs", sliced=False)
 SLICED = Arm("sliced", "MIG slices", sliced=True)
 KUEUE_SLICED = Arm("kueue-sliced", "MIG slices + Kueue", sliced=True, kueue=True)
+DAS_SLICED = Arm("das-sliced", "Real DAS slices", sliced=True, das=True)
+# Namespaces carrying this label are rewritten by the local tier's DAS webhook (the local
+# provider registers it with this selector and names it in endpoints["das_namespace_label"]).
+DAS_NAMESPACE_ENDPOINT = "das_namespace_label"
+
+
+def local_das(profile: Profile) -> bool:
+    """The local tier runs the real DAS beside the suite's own slice layout: a third arm."""
+    return own_slices(profile) and profile.capabilities.das
+
+
+def das_arm(profile: Profile) -> Arm:
+    """The arm whose pods DAS places: its own arm on the local tier, the sliced arm on a DAS
+    cluster."""
+    return DAS_SLICED if local_das(profile) else SLICED
 
 
 @dataclass(frozen=True)
@@ -68,14 +84,15 @@ class Experiment:
 def experiments(profile: Profile, trace: WhisperTrace) -> dict[str, Experiment]:
     per_model = profile.das_suite.limited_jobs_per_model
     full = tuple(trace.alternating(MODELS))
+    arms = (WHOLE, SLICED, DAS_SLICED) if local_das(profile) else (WHOLE, SLICED)
     return {
         "limited": Experiment(
             "limited",
             f"Limited concurrency, {per_model} jobs per model (paper Table 5)",
             tuple(trace.alternating(MODELS, per_model)),
-            (WHOLE, SLICED),
+            arms,
         ),
-        "full": Experiment("full", "Full trace (paper Table 6)", full, (WHOLE, SLICED)),
+        "full": Experiment("full", "Full trace (paper Table 6)", full, arms),
         "kueue": Experiment("kueue", "Full trace, Kueue admitting slices", full, (KUEUE_SLICED,)),
     }
 
@@ -174,13 +191,10 @@ def _run_seconds(profile: Profile, arm: Arm, jobs: Sequence[WhisperJob]) -> dict
     return out
 
 
-def _check_webhook(
-    core: client.CoreV1Api, namespace: str, resource_of: Mapping[str, str]
-) -> list[str]:
+def _check_webhook(pods: Iterable[dict[str, Any]], resource_of: Mapping[str, str]) -> list[str]:
+    """What DAS's webhook failed to do to the arm's pods (as first seen on the watch)."""
     problems = []
-    api = core.api_client
-    for pod in core.list_namespaced_pod(namespace).items:
-        raw = api.sanitize_for_serialization(pod)
+    for raw in pods:
         model = (raw["metadata"].get("labels") or {}).get(MODEL_LABEL)
         if model in resource_of:
             problems += das.webhook_problems(raw, {resource_of[model]: 1})
@@ -207,20 +221,26 @@ def run_arm(
     run_s = _run_seconds(profile, arm, exp.jobs)
     # DAS runs only off the suite's own slices; it rewrites every nvidia.com/* request (whole
     # GPUs included) and das-scheduler places the pods.
-    das_places = not own_slices(profile) and profile.capabilities.das
+    das_places = (not own_slices(profile) and profile.capabilities.das) or arm.das
     real_das = arm.sliced and das_places
     quota = (
         {MIG_RESOURCE_PREFIX + p: k for p, k in plan.placed.items()} if plan and arm.kueue else {}
     )
     with contextlib.ExitStack() as stack:
         slice_nodes: list[str] = []
-        if plan is not None and own_slices(profile):
+        if plan is not None and own_slices(profile) and not arm.das:
             slice_nodes = stack.enter_context(
                 das.simulated_slice_nodes(cluster.api_client, profile, plan, run_id)
             )
             log(f"[k8sai] das {exp.name}/{arm.name}: slice nodes {slice_nodes}: {plan.describe()}")
+        label = cluster.endpoints.get(DAS_NAMESPACE_ENDPOINT, "") if arm.das else ""
         ns = stack.enter_context(
-            owned_namespace(cluster.core, run_id, prefix=f"das-{exp.name}-{arm.name}")
+            owned_namespace(
+                cluster.core,
+                run_id,
+                prefix=f"das-{exp.name}-{arm.name}",
+                labels=dict([label.split("=", 1)]) if "=" in label else None,
+            )
         )
         queue = None
         if arm.kueue:
@@ -248,6 +268,10 @@ def run_arm(
                 audio_s=job.audio_seconds,
                 queue=queue,
                 resource=resource_of[job.model],
+                # DAS releases a slice in use (claim inUse, after the kubelet's Allocate) only
+                # when its pod is deleted (das-daemonset's pod-deletion watcher removes the CDI
+                # spec, which deletes the claim): a finished Job's pod would hold its slice.
+                ttl_after_finished_s=0 if real_das else None,
             )
             for job in exp.jobs
         }
@@ -277,7 +301,7 @@ def run_arm(
         placement = analyse(recorder.placements(), offered) if offered is not None else None
         leftover = problems = None
         if claims is not None:
-            problems = _check_webhook(cluster.core, ns, resource_of)
+            problems = _check_webhook(recorder.pods_as_created(), resource_of)
             leftover = claims.wait_released(suite.release_timeout_s)
     best = plan.best_concurrency if plan else whole_gpu_best(len(exp.jobs), profile.total_gpus)
     return ArmResult(
@@ -289,7 +313,13 @@ def run_arm(
         written_s=run_s,
         resource_of=resource_of,
         best=best,
-        layout=plan.describe() if plan else f"{profile.total_gpus} whole GPUs",
+        layout=(
+            "real DAS, slices made just in time"
+            if arm.das
+            else plan.describe()
+            if plan
+            else f"{profile.total_gpus} whole GPUs"
+        ),
         peak=peak_concurrency(records),
         wall_s=wall,
         quota=quota,

@@ -76,12 +76,24 @@ def slicing_table(
     sliced: Sequence[ArmResult],
     time_compression: float,
     simulated: bool,
+    das: Sequence[ArmResult] = (),
 ) -> Table:
+    """Whole GPUs vs MIG slices beside the paper; ``das`` adds the real DAS's column (the
+    local tier's third arm: slices DAS made just in time, where ``sliced`` is the planner's
+    static layout)."""
     w, s = summary(whole, time_compression), summary(sliced, time_compression)
+    d = summary(das, time_compression) if das else None
     paper = PAPER.get(experiment, {})
     t = Table(
         title=f"{title}: whole GPUs vs MIG slices, paper-scale minutes",
-        headers=["Metric", "Whole GPUs", "MIG slices", "paper whole", "paper MIG"],
+        headers=[
+            "Metric",
+            "Whole GPUs",
+            "MIG slices",
+            *(["Real DAS"] if d else []),
+            "paper whole",
+            "paper MIG",
+        ],
     )
     rows = [
         ("Concurrent jobs (peak)", "concurrency", 0),
@@ -95,8 +107,11 @@ def slicing_table(
     for label, key, digits in rows:
         pw, ps = paper.get(key, (math.nan, math.nan))
         pd = 2 if key == "packing" else 0
-        t.rows.append([label, _f(w[key], digits), _f(s[key], digits), _f(pw, pd), _f(ps, pd)])
-    t.rows.append(["Jobs (n)", str(w["n"]), str(s["n"]), "", ""])
+        extra = [_f(d[key], digits)] if d else []
+        t.rows.append(
+            [label, _f(w[key], digits), _f(s[key], digits), *extra, _f(pw, pd), _f(ps, pd)]
+        )
+    t.rows.append(["Jobs (n)", str(w["n"]), str(s["n"]), *([str(d["n"])] if d else []), "", ""])
     layouts = sorted({a.layout for a in sliced})
     t.notes = [
         f"runs: {len(whole)} whole, {len(sliced)} sliced; JCT = Job creation -> Complete (watch "

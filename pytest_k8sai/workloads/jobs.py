@@ -85,11 +85,13 @@ def whisper_job(
     queue: str | None = None,
     priority_class: str | None = None,
     resource: str = "nvidia.com/gpu",
+    ttl_after_finished_s: int | None = None,
 ) -> dict[str, Any]:
     """One Whisper transcription Job asking for one ``resource`` (a whole GPU or a MIG slice).
 
     On simulated tiers it runs ``run_s`` wall seconds on KWOK; on a real cluster it runs the
-    profile's ``whisper.image`` with ``whisper.command`` templated for this job."""
+    profile's ``whisper.image`` with ``whisper.command`` templated for this job.
+    ``ttl_after_finished_s``: the Job (and its pod) is deleted that long after it finishes."""
     body = gpu_job(
         name,
         namespace,
@@ -106,6 +108,8 @@ def whisper_job(
         values = {"name": name, "model": model, "audio_seconds": f"{audio_s:.2f}"}
         container = body["spec"]["template"]["spec"]["containers"][0]
         container["command"] = [c.format(**values) for c in profile.whisper.command]
+    if ttl_after_finished_s is not None:
+        body["spec"]["ttlSecondsAfterFinished"] = ttl_after_finished_s
     return body
 
 

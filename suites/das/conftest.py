@@ -15,6 +15,7 @@ from pytest_k8sai.das import plots as das_plots
 from pytest_k8sai.das import slices as das
 from pytest_k8sai.das.provenance import own_slices
 from pytest_k8sai.das.runs import (
+    DAS_SLICED,
     KUEUE_SLICED,
     SLICED,
     WHOLE,
@@ -124,7 +125,15 @@ def das_experiments(cluster, k8sai_run_id, k8sai_report, k8sai_plots, pytestconf
         sliced = exp.results.get((name, SLICED.name))
         if whole and sliced:
             k8sai_report.add(
-                slicing_table(name, exps[name].title, whole, sliced, tc, profile.simulated)
+                slicing_table(
+                    name,
+                    exps[name].title,
+                    whole,
+                    sliced,
+                    tc,
+                    profile.simulated,
+                    das=exp.results.get((name, DAS_SLICED.name)) or (),
+                )
             )
     kq = exp.results.get(("kueue", KUEUE_SLICED.name))
     if kq:

@@ -17,11 +17,14 @@ from pytest_k8sai.das import plots as das_plots
 from pytest_k8sai.das import slices as das
 from pytest_k8sai.das.mig_catalogue import CatalogueError
 from pytest_k8sai.das.runs import (
+    DAS_SLICED,
     KUEUE_SLICED,
     SLICED,
     WHOLE,
     ArmResult,
+    das_arm,
     experiments,
+    local_das,
     peak_admitted,
     peak_concurrency,
     slice_plan,
@@ -126,6 +129,12 @@ def test_whisper_job_asks_for_the_given_resource():
     )  # fmt: skip
     res = body["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert res["limits"] == {"nvidia.com/mig-1g.5gb": "1"} == res["requests"]
+    assert "ttlSecondsAfterFinished" not in body["spec"]
+    kept = whisper_job(
+        load_profile("local"), "j", "ns", model="medium", run_s=1.0, audio_s=9.0,
+        ttl_after_finished_s=0,
+    )  # fmt: skip
+    assert kept["spec"]["ttlSecondsAfterFinished"] == 0
 
 
 def test_experiments_follow_the_paper():
@@ -133,6 +142,19 @@ def test_experiments_follow_the_paper():
     assert [j.name for j in exps["limited"].jobs][:3] == ["medium-0", "large-0", "medium-1"]
     assert len(exps["limited"].jobs) == 8 and len(exps["full"].jobs) == 32
     assert exps["full"].arms == (WHOLE, SLICED)
+
+
+def test_local_tier_with_das_adds_the_real_das_arm_elsewhere_das_places_the_sliced_arm():
+    local, rosa = load_profile("local"), load_profile("rosa")
+    caps = local.capabilities.model_copy(update={"das": True})
+    with_das = local.model_copy(update={"capabilities": caps})
+    assert not local_das(local) and local_das(with_das)
+    exps = experiments(with_das, load_trace())
+    assert exps["full"].arms == exps["limited"].arms == (WHOLE, SLICED, DAS_SLICED)
+    assert exps["kueue"].arms == (KUEUE_SLICED,)
+    assert das_arm(with_das) is DAS_SLICED and das_arm(local) is SLICED
+    # On a real cluster DAS (if any) places the sliced arm itself: no third arm.
+    assert not local_das(rosa) and das_arm(rosa) is SLICED
 
 
 def test_unknown_gpu_product_or_profile_is_an_error_before_anything_is_created():
@@ -189,6 +211,12 @@ def test_tables_are_in_paper_minutes_and_say_local_is_not_das():
     assert LOCAL_NOTE in t.notes and "NOT DAS" in LOCAL_NOTE
     k = kueue_table({"whole": whole, "sliced": sliced}, {"whole": "W", "sliced": "S"}, 60.0)
     assert k.headers == ["Metric", "W", "S"]
+    das_runs = [_arm(DAS_SLICED, 24, 28, [20.0, 22.0])]
+    t = slicing_table("full", "Full", whole, sliced, 60.0, simulated=True, das=das_runs)
+    assert t.headers[1:4] == ["Whole GPUs", "MIG slices", "Real DAS"]
+    rows = {r[0]: r[1:] for r in t.rows}
+    assert rows["Concurrent jobs (peak)"] == ["8", "28", "24", "8", "25"]
+    assert rows["Mean JCT, min"][2] == "21.0" and rows["Jobs (n)"][2] == "2"
 
 
 def test_jct_cdfs_per_experiment_in_paper_minutes_with_kueue_on_the_full_trace(tmp_path):
@@ -296,6 +324,11 @@ def test_placement_recorder_keeps_binding_and_release_from_the_pod_watch():
     assert (a.resource, a.count) == (MIG3, 1)
     assert (b.created, b.bound, b.freed) == (2.0, 2.0, 3.0)
     assert rec.records()["job-a"].pod_running == 1.5  # the Job recorder still sees every event
+    # The webhook check reads each pod as first seen, which outlives its deletion (DAS arms'
+    # Jobs are deleted once finished, to release their slices).
+    first = {p["metadata"]["name"]: p for p in rec.pods_as_created()}
+    assert sorted(first) == ["a", "b", "other"] and first["b"]["spec"]["nodeName"] == "n1"
+    assert first["a"]["spec"]["nodeName"] is None  # before it was bound
 
 
 def _pp(name, created, bound=None, freed=None, node="n1", resource=MIG3):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,16 @@ def test_free_ports_avoid_the_ephemeral_range():
     if low - LOWEST_PORT < 1000:
         pytest.skip(f"ephemeral range starts at {low}: no room below it")
     assert all(LOWEST_PORT <= free_port() < low for _ in range(20))
+
+
+def test_supervisor_reports_every_start_so_a_half_started_cluster_can_be_stopped(tmp_path):
+    from pytest_k8sai.clusters.local.processes import Supervisor, stop
+
+    seen: list[list[str]] = []
+    sup = Supervisor(tmp_path, on_start=lambda recs: seen.append([r.name for r in recs]))
+    try:
+        sup.start("a", Path("/bin/sleep"), ["30"])
+        sup.start("b", Path("/bin/sleep"), ["30"])
+        assert seen == [["a"], ["a", "b"]]
+    finally:
+        stop(list(sup.records))

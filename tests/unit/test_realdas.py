@@ -314,9 +314,12 @@ def test_daemonset_on_a_kwok_node_gets_private_dirs(tmp_path):
         "--namespace=das-operator",
         "--listen=127.0.0.1:6666",
     ]
-    assert run.daemonset_env("kwok-das-0") == {
+    # Each instance its own TMPDIR: they write and watch $TMPDIR/daemonset-config.json.
+    tmp = run.node_tmp_dir(run.DasNode(name="kwok-das-0"), tmp_path)
+    assert run.daemonset_env("kwok-das-0", tmp) == {
         "EMULATED_MODE": "enabled",
         "NODE_NAME": "kwok-das-0",
+        "TMPDIR": str(tmp_path / "das" / "kwok-das-0" / "tmp"),
     }
 
 

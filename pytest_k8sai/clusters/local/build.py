@@ -120,11 +120,17 @@ def go_version() -> str:
 
 
 @contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock across processes (builds of one component, starts of one cluster)."""
+def file_lock(path: Path, log: Callable[[str], None] | None = None) -> Iterator[None]:
+    """An exclusive lock across processes (builds of one component, starts of one cluster).
+    With ``log``, a wait for another holder is said, so a second run does not look hung."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if log is not None:
+                log(f"[k8sai] waiting for another process holding {path} (a build or start)")
+            fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -196,7 +202,7 @@ class Builder:
         """Return the cached build of ``comp``, building it first if needed."""
         if built := self.cached(comp):
             return built
-        with file_lock(self.root / "locks" / f"{comp.name}.lock"):
+        with file_lock(self.root / "locks" / f"{comp.name}.lock", self.log):
             if built := self.cached(comp):  # another session built it while we waited
                 return built
             return self._build(comp)

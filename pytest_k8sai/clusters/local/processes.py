@@ -140,11 +140,16 @@ def _priority_prefix() -> list[str]:
 
 
 class Supervisor:
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(
+        self, run_dir: Path, on_start: Callable[[list[ProcRecord]], None] | None = None
+    ) -> None:
         self.logs = run_dir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.records: list[ProcRecord] = []
         self._popen: dict[str, subprocess.Popen[bytes]] = {}
+        # Called with every record after each start, by whoever must be able to stop them
+        # (the cluster state): a start that fails halfway then leaves nothing unrecorded.
+        self._on_start = on_start
 
     def start(
         self, name: str, exe: Path, args: list[str], env: dict[str, str] | None = None
@@ -162,6 +167,8 @@ class Supervisor:
         self._popen[name] = proc
         rec = ProcRecord(name=name, pid=proc.pid, exe=str(exe), log=log)
         self.records.append(rec)
+        if self._on_start is not None:
+            self._on_start(list(self.records))
         return rec
 
     def check(self, name: str) -> None:

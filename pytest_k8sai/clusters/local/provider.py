@@ -19,6 +19,9 @@ from pytest_k8sai.clusters.local import kueue_manager, kwok_nodes, state
 from pytest_k8sai.clusters.local.build import Builder, Built, cache_root
 from pytest_k8sai.clusters.local.pki import Pki, create_pki, new_token
 from pytest_k8sai.clusters.local.processes import Supervisor
+from pytest_k8sai.clusters.local.realdas import build as dasbuild
+from pytest_k8sai.clusters.local.realdas import run as dasrun
+from pytest_k8sai.clusters.local.realdas import source as dassource
 from pytest_k8sai.clusters.local.realnode import node as realnode
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.core.profiles import Profile
@@ -29,6 +32,10 @@ METRICS_USER = "k8sai-metrics"
 KEEP_FAILED_LOGS = 5  # logs of the latest failed starts, kept for diagnosis
 START_ATTEMPTS = 3
 PORT_TAKEN = "address already in use"
+# Pods in namespaces with this label are rewritten by the real DAS's webhook (the GPU slicing
+# suite labels its DAS arm's namespaces); no other namespace is touched.
+DAS_NAMESPACE_LABEL = ("k8sai.io/das", "true")
+DAS_GPUS_PER_NODE = 2  # das-daemonset's emulated mode: two A100-PCIE-40GB per node
 
 
 def _http(**tls: str) -> urllib3.PoolManager:
@@ -86,11 +93,15 @@ class LocalProvider(ClusterProvider):
                 tars = realnode.prepare(
                     builds["kubernetes"].module_dir, self.real_node_spec(), self.log
                 )
+            das = None
+            if self.profile.capabilities.das:
+                src = dassource.locate_source(self.log)
+                das = (src, dasbuild.ensure_das(src, self.log))
             self._created = True
             atexit.register(self._atexit)
             for attempt in range(1, START_ATTEMPTS + 1):
                 try:
-                    st = self._start(builds, tars)
+                    st = self._start(builds, tars, das)
                     break
                 except BaseException as exc:
                     # Also on Ctrl-C: nothing of a half-started cluster may outlive the
@@ -136,7 +147,32 @@ class LocalProvider(ClusterProvider):
         except (urllib3.exceptions.HTTPError, OSError):
             return False
 
-    def _start(self, builds: dict[str, Built], tars: list) -> state.ClusterState:
+    def _das_nodes(self, api: client.ApiClient) -> list[dasrun.DasNode]:
+        """The nodes DAS slices: the real node (its daemonset registers with the kubelet, so
+        claims go on to processing and inUse) plus KWOK nodes for the rest of the profile's
+        GPUs, two emulated GPUs each."""
+        nodes = []
+        gpus = self.profile.total_gpus
+        if self.profile.real_nodes:
+            nodes.append(
+                dasrun.DasNode(
+                    name=self.real_node_spec().name,
+                    kubelet_device_plugin_dir=realnode.DEVICE_PLUGIN_DIR,
+                )
+            )
+            gpus -= DAS_GPUS_PER_NODE
+        spec = self.profile.capabilities.gpu_nodes
+        core = client.CoreV1Api(api)
+        for i in range(max(0, gpus) // DAS_GPUS_PER_NODE):
+            name = f"kwok-das-{i}"
+            # No nvidia.com/* of its own: DAS advertises mig.das.com/* once its daemonset runs.
+            core.create_node(
+                kwok_nodes.gpu_node(name, spec, whole_gpus=0, extra_labels={"type": "kwok-das"})
+            )
+            nodes.append(dasrun.DasNode(name=name))
+        return nodes
+
+    def _start(self, builds: dict[str, Built], tars: list, das: tuple | None) -> state.ClusterState:
         t0 = time.monotonic()
         timings: dict[str, float] = {}
 
@@ -153,7 +189,15 @@ class LocalProvider(ClusterProvider):
         tokens = self.run_dir / "tokens.csv"
         tokens.write_text(f'{token},{METRICS_USER},{METRICS_USER},"system:masters"\n')
         tokens.chmod(0o600)
-        sup = Supervisor(self.run_dir)
+
+        def record(procs: list) -> None:
+            # Saved at every start, so teardown (or `k8sai local down`) can stop a cluster
+            # that failed halfway, whichever part started the process.
+            if self._state is not None:
+                self._state.processes = procs
+                self._state.save()
+
+        sup = Supervisor(self.run_dir, on_start=record)
         st = state.ClusterState(
             name=self.cluster_name,
             run_dir=self.run_dir,
@@ -175,8 +219,6 @@ class LocalProvider(ClusterProvider):
 
         def start(name: str, args: list[str], exe: Path | None = None) -> None:
             sup.start(name, exe or bins[name], args)
-            st.processes = list(sup.records)
-            st.save()  # saved at once, so `k8sai local down` can stop a half-started cluster
 
         self.log(f"[k8sai] starting local cluster '{self.cluster_name}' in {self.run_dir}")
         start("etcd", cp.etcd_args(self.run_dir, ports))
@@ -262,6 +304,26 @@ class LocalProvider(ClusterProvider):
                 for phase, secs in info.timings.items():
                     timings[f"real-node-{phase}"] = round(secs + timings["nodes-ready"], 3)
                 mark("real-node")
+            if das is not None:
+                src, das_built = das
+                self.log("[k8sai] starting the real DAS (webhook, scheduler, emulated daemonsets)")
+                ep = dasrun.start_das(
+                    sup,
+                    api,
+                    self.run_dir,
+                    pki,
+                    kubeconfig,
+                    self._das_nodes(api),
+                    DAS_NAMESPACE_LABEL,
+                    das_built.binaries,
+                    src.dir,
+                    self.log,
+                    timeout,
+                )
+                st.versions["das"] = src.commit[:8]
+                st.endpoints["das_webhook"] = ep.webhook_url
+                st.endpoints["das_namespace_label"] = "=".join(DAS_NAMESPACE_LABEL)
+                mark("das")
             # The service-account controller works once 'default' exists: pods can be created.
             sup.wait(
                 "kube-controller-manager",

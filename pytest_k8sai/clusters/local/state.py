@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from pytest_k8sai.clusters.local.build import cache_root, file_lock
 from pytest_k8sai.clusters.local.controlplane import Ports
 from pytest_k8sai.clusters.local.processes import ProcRecord, pid_alive, stop
+from pytest_k8sai.clusters.local.realdas import run as dasrun
 from pytest_k8sai.clusters.local.realnode import hoststate
 from pytest_k8sai.core.errors import ClusterError
 
@@ -57,6 +58,8 @@ def remove(name: str, state: ClusterState | None) -> list[str]:
     cluster's directory; return SIGKILLed names."""
     killed = stop(list(reversed(state.processes))) if state else []
     problems = hoststate.undo(run_dir(name))
+    # The mount points the real DAS's daemonsets needed (only once no other cluster's run).
+    dasrun.remove_host_dirs(dasrun.host_dirs_record())
     if any(p.startswith("still mounted") for p in problems):
         # Deleting through a live mount would delete what it shows: leave the directory.
         raise ClusterError(

@@ -105,7 +105,7 @@ def ensure_das(source: DasSource, log: Log, root: Path | None = None) -> DasBuil
             "Building das-daemonset needs cgo (it links NVIDIA's go-nvml), but no C compiler "
             "('gcc' or 'cc') is on PATH. Install gcc and retry."
         )
-    with file_lock(root / "locks" / "das.lock"):
+    with file_lock(root / "locks" / "das.lock", log):
         if built := cached(root, source.commit, go):  # built by another session meanwhile
             return built
         started = time.monotonic()

@@ -113,9 +113,16 @@ def daemonset_args(kubeconfig: Path, listen_port: int) -> list[str]:
     ]
 
 
-def daemonset_env(node: str) -> dict[str, str]:
-    # Emulated: two fake A100-PCIE-40GB per node (no NVML calls); Allocate still runs.
-    return {"EMULATED_MODE": "enabled", "NODE_NAME": node}
+def daemonset_env(node: str, tmp_dir: Path) -> dict[str, str]:
+    """Emulated: two fake A100-PCIE-40GB per node (no NVML calls); Allocate still runs.
+    TMPDIR is the node's own: das-daemonset writes its serving config to
+    ``os.TempDir()/daemonset-config.json`` and restarts when that file changes, so instances
+    sharing /tmp restart each other (and then die in an NVML symbol lookup, exit 127)."""
+    return {"EMULATED_MODE": "enabled", "NODE_NAME": node, "TMPDIR": str(tmp_dir)}
+
+
+def node_tmp_dir(node: DasNode, run_dir: Path) -> Path:
+    return run_dir / "das" / node.name / "tmp"
 
 
 def node_dirs(node: DasNode, run_dir: Path) -> tuple[Path, Path]:
@@ -388,7 +395,9 @@ def start_das(
                 d.mkdir(parents=True, exist_ok=True)
         for node in nodes:
             exe, args = commands[node.name]
-            sup.start(DAEMONSET_PREFIX + node.name, exe, args, env=daemonset_env(node.name))
+            tmp = node_tmp_dir(node, run_dir)
+            tmp.mkdir(parents=True, exist_ok=True)
+            sup.start(DAEMONSET_PREFIX + node.name, exe, args, env=daemonset_env(node.name, tmp))
             names.append(DAEMONSET_PREFIX + node.name)
 
     sup.wait(SCHEDULER_PROC, lambda: _lease_held(api), timeout_s, f"Lease {SCHEDULER_LEASE}")
