@@ -211,6 +211,45 @@ class ClaimRecord:
     gone: float | None = None
 
 
+# AllocationClaim states in the order DAS moves a claim through them (instaslice-operator
+# `next`, pkg/apis/dasoperator/v1alpha1). das-scheduler's Filter stages one claim per feasible
+# node; PreBind promotes the chosen node's to created and deletes the rest; the node agent's
+# Allocate() (a kubelet calls it) moves it to processing and inUse.
+CLAIM_STATES = ("staged", "created", "processing", "inUse")
+
+
+@dataclass
+class ClaimLifecycle:
+    """One run's claims judged per pod: ``problems`` is empty when each pod got exactly one
+    allocated claim (past ``staged``), every claim only moved forward, and every pod had one."""
+
+    problems: list[str]
+    allocated: int  # claims that went past staged
+    candidates: int  # staged-only claims (other feasible nodes), deleted by das-scheduler
+    in_use: int  # allocated claims seen inUse (only where a kubelet ran Allocate)
+
+
+def claim_lifecycle(claims: Mapping[str, ClaimRecord], pods: int) -> ClaimLifecycle:
+    """Judge the claims of a run whose jobs made ``pods`` pods."""
+    problems: list[str] = []
+    allocated: dict[str, int] = {}
+    candidates = in_use = 0
+    for c in claims.values():
+        seen = sorted(c.states, key=c.states.__getitem__)
+        known = [s for s in seen if s in CLAIM_STATES]
+        if seen != known or known != sorted(known, key=CLAIM_STATES.index):
+            problems.append(f"{c.name}: states {seen}")
+        if any(s != "staged" for s in known):
+            allocated[c.pod] = allocated.get(c.pod, 0) + 1
+            in_use += "inUse" in known
+        else:
+            candidates += 1
+    if len(allocated) < pods:
+        problems.append(f"{len(allocated)} of {pods} pods had a claim past 'staged'")
+    problems += [f"{p}: {k} claims past 'staged'" for p, k in allocated.items() if k != 1]
+    return ClaimLifecycle(problems, sum(allocated.values()), candidates, in_use)
+
+
 class ClaimWatcher:
     """Polls DAS's AllocationClaims for pods of one namespace (DAS keeps them in its own
     namespace and names the pod in ``spec.podRef``). Polling, not a watch: a run has a few

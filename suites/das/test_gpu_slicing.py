@@ -36,6 +36,7 @@ import statistics
 import pytest
 
 from pytest_k8sai.das import provenance
+from pytest_k8sai.das import slices as das
 from pytest_k8sai.das.mig_catalogue import MIG_RESOURCE_PREFIX
 from pytest_k8sai.das.predict import held_out_table6, ideal_gain, predict_jct, slices_run_s
 from pytest_k8sai.das.runs import (
@@ -57,10 +58,6 @@ from pytest_k8sai.measure import stats
 # running every job at once is also judged on the full trace (peak, wait with a free slice).
 # It runs nightly and on every tier where DAS or real MIG makes the slices.
 pytestmark = [pytest.mark.nightly]
-
-# AllocationClaim states in the order DAS moves a claim through them (instaslice-operator
-# `next`, pkg/apis/dasoperator/v1alpha1); "orphaned" is never a good end.
-CLAIM_STATES = ("staged", "created", "processing", "inUse")
 
 
 def _assert_complete(runs) -> None:
@@ -456,29 +453,24 @@ def test_das_webhook_rewrites_slice_requests(das_experiments, slo):
 def test_das_claims_follow_lifecycle_and_are_released(das_experiments, slo):
     runs = das_experiments.get("full", das_arm(das_experiments.cluster.profile).name)
     problems, leftover = [], []
+    lives = []
     for r in runs:
-        claims = r.claims or {}
-        per_pod: dict[str, int] = {}
-        for c in claims.values():
-            per_pod[c.pod] = per_pod.get(c.pod, 0) + 1
-            seen = sorted(c.states, key=c.states.get)
-            known = [s for s in seen if s in CLAIM_STATES]
-            if seen != known or known != sorted(known, key=CLAIM_STATES.index):
-                problems.append(f"{c.name}: states {seen}")
-        if len(per_pod) < len(r.records):
-            problems.append(f"run {r.run}: {len(per_pod)} pods had claims, {len(r.records)} jobs")
-        problems += [f"{p}: {k} claims" for p, k in per_pod.items() if k != 1]
+        life = das.claim_lifecycle(r.claims or {}, len(r.records))
+        lives.append(life)
+        problems += [f"run {r.run}: {p}" for p in life.problems]
         leftover += r.leftover_claims or []
     timeout = das_experiments.cluster.profile.das_suite.release_timeout_s
     assert not leftover, f"slices still allocated {timeout:g} s after the jobs: {leftover}"
     assert not problems, f"AllocationClaim lifecycle problems: {problems[:10]}"
     slo.info(
-        "DAS AllocationClaims seen and released",
-        sum(len(r.claims or {}) for r in runs),
+        "DAS AllocationClaims allocated (one per pod) and released",
+        sum(life.allocated for life in lives),
         unit="claims",
         n=len(runs),
         source=f"polled every 0.5 s in das_suite.das_namespace; released = deleted within "
-        f"{timeout:g} s of the last job",
+        f"{timeout:g} s of the last job; "
+        f"{sum(life.in_use for life in lives)} seen inUse (Allocate by a kubelet), "
+        f"{sum(life.candidates for life in lives)} staged candidates on other nodes deleted",
     )
 
 

@@ -417,3 +417,28 @@ def test_wait_fitting_waits_out_the_new_nodes_not_ready_taint():
     readings[:] = [[_node("mig", {MIG3: "2"}, taints=[not_ready])]] * 100
     with pytest.raises(K8saiError, match=r"\['mig'\] not schedulable"):
         placement.wait_fitting(Core(), ["mig"], {MIG3}, [], timeout_s=0, period_s=0)
+
+
+def test_claim_lifecycle_counts_one_allocated_claim_per_pod_not_the_staged_candidates():
+    def claim(name, pod, **states):
+        return das.ClaimRecord(name, pod, "1g.5gb", first_seen=0.0, states=states)
+
+    ok = {
+        # das-scheduler stages a claim on every feasible node, then keeps the chosen one.
+        "a-n1": claim("a-n1", "a", staged=1.0),
+        "a-n2": claim("a-n2", "a", staged=1.0, created=1.5, processing=2.0, inUse=2.5),
+        "b-n1": claim("b-n1", "b", created=1.0),  # a poll may miss 'staged'
+    }
+    life = das.claim_lifecycle(ok, pods=2)
+    assert life.problems == [] and (life.allocated, life.candidates, life.in_use) == (2, 1, 1)
+    bad = {
+        "a-n1": claim("a-n1", "a", created=1.0),
+        "a-n2": claim("a-n2", "a", created=1.1),  # two slices for one pod
+        "c-n1": claim("c-n1", "c", inUse=1.0, created=2.0),  # went backwards
+        "d-n1": claim("d-n1", "d", orphaned=1.0),
+    }
+    problems = das.claim_lifecycle(bad, pods=4).problems
+    assert "c-n1: states ['inUse', 'created']" in problems
+    assert "d-n1: states ['orphaned']" in problems
+    assert "2 of 4 pods had a claim past 'staged'" in problems  # a and c; d never was
+    assert "a: 2 claims past 'staged'" in problems
