@@ -35,16 +35,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     builder = Builder(log=log)
     profile = load_profile(args.cluster)
+    if profile.capabilities.das and profile.provider == "local":
+        # The real DAS first: it needs nothing else, so a `k8sai local build` running beside
+        # this one (make build) builds the control plane meanwhile.
+        src = dassource.locate_source(log)
+        das = dasbuild.ensure_das(src, log)
+        print(f"{'das':12} {src.commit[:10]} {next(iter(das.binaries.values())).parent}")
     builds = builder.ensure_all(on_demand=args.inference)
     if profile.real_nodes:  # --cluster=local-nodes: the kubelet, host packages, images
         builds["kubelet"] = builder.ensure_named("kubelet")
         spec = LocalProvider(profile).real_node_spec()
         for img in realnode.prepare(builds["kubernetes"].module_dir, spec, log):
             print(f"{'image':12} {img.tag:10} {img.tar}")
-    if profile.capabilities.das and profile.provider == "local":  # the real DAS, from source
-        src = dassource.locate_source(log)
-        das = dasbuild.ensure_das(src, log)
-        print(f"{'das':12} {src.commit[:10]} {next(iter(das.binaries.values())).parent}")
     for name, built in builds.items():
         print(f"{name:12} {built.version:10} {built.binaries}")
     print(f"all components ready in {time.monotonic() - started:.1f}s (cache: {cache_root()})")
