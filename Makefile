@@ -45,7 +45,7 @@ calibrate: build    ## 5 trials of the load-sensitive PR-tier checks -> proposed
 mutants: build      ## every seeded regression against the PR tier, once each (hours): the mutation table
 	k8sai mutants run
 
-nodes: build        ## the smoke, Kueue and GPU slicing suites with a real kubelet + containerd GPU node (~20 min)
+nodes: build        ## the smoke, Kueue and GPU slicing suites with a real kubelet + containerd GPU node and the real DAS (~1 h)
 	$(PYTHON) -m pytest --cluster=local-nodes suites/smoke suites/kueue suites/das $(PYTEST_ARGS)
 
 kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
