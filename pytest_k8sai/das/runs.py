@@ -303,6 +303,10 @@ def run_arm(
         if claims is not None:
             problems = _check_webhook(recorder.pods_as_created(), resource_of)
             leftover = claims.wait_released(suite.release_timeout_s)
+            if leftover:  # reported by the claims test; removed so the next run starts clean
+                log(f"[k8sai] das {exp.name}/{arm.name}: deleting {len(leftover)} leftover claims")
+                for why in claims.delete(leftover):
+                    log(f"[k8sai] could not delete AllocationClaim {why}")
     best = plan.best_concurrency if plan else whole_gpu_best(len(exp.jobs), profile.total_gpus)
     return ArmResult(
         experiment=exp.name,

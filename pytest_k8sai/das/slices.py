@@ -332,3 +332,17 @@ class ClaimWatcher:
             if not left or time.monotonic() > deadline:
                 return sorted(left)
             time.sleep(self.period_s)
+
+    def delete(self, names: list[str]) -> list[str]:
+        """Delete claims of this namespace's pods that DAS left behind (already reported as
+        leftovers), so they hold no slice in the next run; return the ones that failed."""
+        failed = []
+        for name in names:
+            try:
+                self._custom.delete_namespaced_custom_object(
+                    DAS_GROUP, DAS_VERSION, self.das_namespace, CLAIMS, name, _request_timeout=30
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    failed.append(f"{name}: HTTP {exc.status} {exc.reason}")
+        return failed

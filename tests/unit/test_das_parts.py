@@ -111,6 +111,26 @@ def test_claim_watcher_records_states_and_release():
     assert "x" not in w.claims()
 
 
+def test_claim_watcher_deletes_only_the_named_leftovers_and_reports_failures():
+    from kubernetes.client.rest import ApiException
+
+    deleted = []
+
+    class Custom:
+        def delete_namespaced_custom_object(self, group, version, ns, plural, name, **kw):
+            deleted.append((ns, plural, name))
+            if name == "gone":
+                raise ApiException(status=404, reason="Not Found")
+            if name == "denied":
+                raise ApiException(status=403, reason="Forbidden")
+
+    w = das.ClaimWatcher(api=None, das_namespace="das-operator", namespace="ns1")  # type: ignore[arg-type]
+    w._custom = Custom()  # type: ignore[assignment]
+    assert w.delete(["a", "gone", "denied"]) == ["denied: HTTP 403 Forbidden"]
+    assert [d[2] for d in deleted] == ["a", "gone", "denied"]
+    assert {d[0] for d in deleted} == {"das-operator"}
+
+
 def test_slice_nodes_expose_only_the_layout():
     profile = load_profile("local")
     plan = slice_plan(profile, load_trace().alternating(("medium", "large")))
