@@ -604,6 +604,32 @@ def run_trials(
 # ----------------------------------------------------------------------------- the command
 
 
+def add_from_argument(p: argparse.ArgumentParser, verb: str) -> None:
+    """``--from DIR...``: earlier results directories instead of new runs (also used by
+    ``k8sai mutants control``)."""
+    p.add_argument(
+        "--from",
+        dest="from_dirs",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help=f"{verb} existing results directories (each holding verdicts.jsonl, or holding "
+        "such directories) instead of running",
+    )
+
+
+def add_pytest_args_argument(p: argparse.ArgumentParser, what: str) -> None:
+    """The pytest arguments after ``--`` that each run gets."""
+    p.add_argument(
+        "pytest_args",
+        nargs="*",
+        metavar="-- PYTEST_ARGS",
+        help=f"after --: what each {what} runs (default: -m pr suites in a checkout, else "
+        "--pyargs k8sai_suites -m pr)",
+    )
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--trials",
@@ -632,16 +658,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "calibration.yaml go (default k8sai-calibration/<UTC time>; with --from: the "
         "directory the trials share)",
     )
-    p.add_argument(
-        "--from",
-        dest="from_dirs",
-        nargs="+",
-        type=Path,
-        default=[],
-        metavar="DIR",
-        help="calibrate from existing results directories (each holding verdicts.jsonl, or "
-        "holding such directories) instead of running trials",
-    )
+    add_from_argument(p, "calibrate from")
     p.add_argument(
         "--keys",
         nargs="+",
@@ -652,13 +669,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--machine", default="", help="machine description recorded (default: host, cores)"
     )
-    p.add_argument(
-        "pytest_args",
-        nargs="*",
-        metavar="-- PYTEST_ARGS",
-        help="after --: what each trial runs (default: -m pr suites in a checkout, else "
-        "--pyargs k8sai_suites -m pr)",
-    )
+    add_pytest_args_argument(p, "trial")
 
 
 def options(args: argparse.Namespace) -> Options:

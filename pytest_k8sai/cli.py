@@ -13,7 +13,10 @@ import sys
 import time
 from pathlib import Path
 
-from pytest_k8sai import calibrate, mutantrun
+from pytest_k8sai import calibrate, controlruns, mutantrun
+from pytest_k8sai.clusters import check_reach_flags
+from pytest_k8sai.clusters.base import ClusterHandle
+from pytest_k8sai.clusters.existing import ExistingProvider
 from pytest_k8sai.clusters.local import state
 from pytest_k8sai.clusters.local.build import Builder, cache_root
 from pytest_k8sai.clusters.local.processes import STOP_GRACE_S
@@ -21,6 +24,7 @@ from pytest_k8sai.clusters.local.provider import LocalProvider, stop_cluster
 from pytest_k8sai.clusters.local.realdas import build as dasbuild
 from pytest_k8sai.clusters.local.realdas import source as dassource
 from pytest_k8sai.clusters.local.realnode import node as realnode
+from pytest_k8sai.clusters.preflight import report as preflight
 from pytest_k8sai.core import mutants
 from pytest_k8sai.core.errors import K8saiError
 from pytest_k8sai.core.profiles import load_profile
@@ -91,6 +95,41 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if st.ready and not dead else 1
 
 
+def _attached(args: argparse.Namespace) -> ClusterHandle:
+    """The cluster preflight reads: an existing one attached to (nothing changed), or the
+    running local cluster of the profile (preflight never starts one)."""
+    profile = load_profile(args.cluster)
+    check_reach_flags(profile, kubeconfig=args.kubeconfig, context=args.context)
+    if profile.provider == "existing":
+        return ExistingProvider(profile, kubeconfig=args.kubeconfig, context=args.context).create()
+    name = profile.local.cluster_name
+    st = state.load(name)
+    if st is None or not st.ready or st.dead():
+        raise K8saiError(
+            f"No running local cluster '{name}' for profile '{profile.name}': preflight reads a "
+            f"cluster and starts none. Start it with `k8sai local --cluster {args.cluster} up`, "
+            f"or run `pytest --cluster={args.cluster} --preflight`, which starts it for the run."
+        )
+    return ClusterHandle(
+        profile=profile,
+        kubeconfig=Path(st.kubeconfig),
+        context=None,
+        provider="local",
+        versions=dict(st.versions),
+        endpoints=dict(st.endpoints),
+    )
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    handle = _attached(args)
+    found = preflight.run(handle, timeout_s=handle.profile.reach.connect_timeout_s)
+    print(preflight.render(found))
+    if args.json:
+        Path(args.json).write_text(json.dumps(found.as_dict(), indent=2) + "\n")
+        print(f"\nwritten: {args.json}")
+    return 0 if found.ok else 1
+
+
 def cmd_mutants_list(args: argparse.Namespace) -> int:
     for m in mutants.load_catalogue():
         print(f"{m.name:28} {','.join(m.suites):18} {m.short_changes():16} {m.description}")
@@ -132,6 +171,16 @@ def parser() -> argparse.ArgumentParser:
                 help="also the inference suite's parts (llm-d-inference-sim, EPP), which are "
                 "otherwise built on first use by suites/gaie",
             )
+    pre = sub.add_parser(
+        "preflight",
+        help="what a cluster has, what this identity may do there, which suites will run "
+        "(reads only; exit 0: every suite runs in full, 1: not, 2: unreachable)",
+    )
+    pre.add_argument("--cluster", default="local", help="profile name or file (default local)")
+    pre.add_argument("--kubeconfig", help="kubeconfig of an existing cluster")
+    pre.add_argument("--context", help="kubeconfig context of an existing cluster")
+    pre.add_argument("--json", metavar="PATH", help="also write the findings as JSON")
+    pre.set_defaults(fn=cmd_preflight)
     mut = sub.add_parser("mutants", help="seeded regressions: which ones the suites catch")
     mops = mut.add_subparsers(dest="op", required=True)
     mops.add_parser("list", help="the catalogue: name, suites, sections, what it changes")
@@ -153,6 +202,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="SUITE",
         help=f"run only these of each mutant's suites ({', '.join(mutants.SUITES)})",
     )
+    ctl = mops.add_parser(
+        "control",
+        help="the unmutated PR tier N times: false alarms, and each verdict's spread",
+        description=controlruns.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    controlruns.add_arguments(ctl)
+    ctl.set_defaults(fn=controlruns.cmd_control)
     cal = sub.add_parser(
         "calibrate",
         help="propose a tier's SLO thresholds from repeated runs on this machine",

@@ -22,6 +22,7 @@ from pytest_k8sai.clusters.base import (
     ClusterProvider,
 )
 from pytest_k8sai.clusters.objects import owned_namespace
+from pytest_k8sai.clusters.preflight import report as preflight
 from pytest_k8sai.core.errors import ClusterError, K8saiError
 from pytest_k8sai.core.paper import paper_numbers
 from pytest_k8sai.core.profiles import Profile
@@ -102,10 +103,21 @@ def _release(provider: ClusterProvider, state: RunState) -> str:
     return ""
 
 
-@pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
-    """The cluster under test, created (or attached to) once per session."""
-    state = get_state(request.config)
+def _preflight(handle: ClusterHandle, state: RunState) -> None:
+    """Preflight the attached cluster into results.json; a failure is a note, never fatal
+    (the suites' own checks still decide)."""
+    try:
+        state.preflight = preflight.run(handle, timeout_s=handle.profile.reach.connect_timeout_s)
+    except K8saiError as exc:
+        state.notes.append(f"Preflight could not read the cluster: {exc}")
+        return
+    if state.report is not None:
+        state.report.on_preflight(state.preflight.as_dict())
+
+
+def attach(state: RunState) -> tuple[ClusterProvider, ClusterHandle]:
+    """Create or attach to the profile's cluster and record it; a cluster that cannot be had
+    ends the session (exit 3) after its logs are collected and what started is stopped."""
     try:
         provider = make_provider(
             state.profile,
@@ -127,6 +139,27 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
         _release(provider, state)
         raise
     state.attach_cluster(handle)
+    _preflight(handle, state)
+    return provider, handle
+
+
+def preflight_and_exit(state: RunState) -> None:
+    """``--preflight``: attach, print what preflight found, release, stop before any test."""
+    provider, handle = attach(state)
+    found = state.preflight
+    handle.close()
+    if note := _release(provider, state):
+        state.notes.append(note)
+    if found is None:
+        pytest.exit("preflight could not read the cluster: " + " ".join(state.notes), returncode=3)
+    pytest.exit(preflight.render(found), returncode=0 if found.ok else 1)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
+    """The cluster under test, created (or attached to) once per session."""
+    state = get_state(request.config)
+    provider, handle = attach(state)
     try:
         yield handle
     finally:

@@ -22,13 +22,14 @@ from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers
     k8sai_report,
     k8sai_results_dir,
     k8sai_run_id,
+    preflight_and_exit,
     slo,
 )
 from pytest_k8sai.report import allure as allure_out
 from pytest_k8sai.report import junit, terminal
 from pytest_k8sai.report.labels import suite_of
 from pytest_k8sai.report.session import RunReport
-from pytest_k8sai.runstate import STATE, start_session
+from pytest_k8sai.runstate import STATE, get_state, start_session
 
 _FAILED = pytest.StashKey[bool]()
 
@@ -90,6 +91,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "figures with (profile field 'regression' sets the tolerance)",
     )
     group.addoption(
+        "--preflight",
+        action="store_true",
+        default=False,
+        help="attach to the cluster, print what it has, what this identity may do there and "
+        "which suites will run, then stop before any test (exit 0: every suite runs in full; "
+        "1: not; 3: unreachable). docs/preflight.md",
+    )
+    group.addoption(
         "--mutant",
         default=None,
         metavar="PATH|NAME",
@@ -125,6 +134,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if state.report is not None:
         config.pluginmanager.register(_TestOutcomes(state.report), "k8sai-test-outcomes")
     config.stash[STATE] = state
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if session.config.getoption("--preflight"):
+        preflight_and_exit(get_state(session.config))
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

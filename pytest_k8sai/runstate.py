@@ -8,6 +8,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,6 +24,9 @@ from pytest_k8sai.report.baseline import load_baseline
 from pytest_k8sai.report.plots import PLOTS_DIR, PlotLog
 from pytest_k8sai.report.session import RunReport, command_line, environment
 from pytest_k8sai.report.tables import TableLog
+
+if TYPE_CHECKING:  # preflight imports this module
+    from pytest_k8sai.clusters.preflight.report import Preflight
 
 # Free space a run needs under --results-dir: results.json with raw samples, plots and logs.
 MIN_FREE_BYTES = 64 * 1024 * 1024
@@ -45,6 +49,8 @@ class RunState:
     # results.json, the baseline comparison and summary.md (None in sessions without them).
     report: RunReport | None = None
     cluster: ClusterHandle | None = None
+    # What preflight found once the cluster was up (None before, or if it could not read).
+    preflight: Preflight | None = None
 
     def header_lines(self) -> list[str]:
         """What pytest prints under its own header: profile, run id, results, baseline."""

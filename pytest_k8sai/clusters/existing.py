@@ -59,7 +59,7 @@ def call_with_deadline(fn: Callable[[], T], seconds: float) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
-def _why(exc: BaseException, timeout_s: float) -> str:
+def why_failed(exc: BaseException, timeout_s: float) -> str:
     """The underlying error in a few words, without urllib3's object reprs."""
     # NewConnectionError subclasses urllib3's TimeoutError, so it must be tested first.
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
@@ -68,7 +68,7 @@ def _why(exc: BaseException, timeout_s: float) -> str:
     if isinstance(exc, _Deadline | urllib3.exceptions.TimeoutError | socket.timeout):
         return f"no answer within {timeout_s:g} s (reach.connect_timeout_s)"
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-        return _why(exc.reason, timeout_s)
+        return why_failed(exc.reason, timeout_s)
     if isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError):
         return f"TLS failed: {exc}"
     if isinstance(exc, ApiException):
@@ -161,8 +161,8 @@ class ExistingProvider(ClusterProvider):
         except Exception as exc:  # noqa: BLE001 - every failure becomes one readable paragraph
             raise ClusterError(
                 f"Cannot reach the Kubernetes API server {server} {where}: GET /version failed: "
-                f"{_why(exc, timeout)}. Check the cluster is up and that this machine can reach "
-                "it (VPN, proxy, expired login)."
+                f"{why_failed(exc, timeout)}. Check the cluster is up and that this machine can "
+                "reach it (VPN, proxy, expired login)."
             ) from None
         return str(info.get("gitVersion", "unknown"))
 
@@ -201,7 +201,7 @@ class ExistingProvider(ClusterProvider):
         return ClusterError(
             f"Cannot check for CRD {KUEUE_CRD} on {server} {where}, which profile "
             f"'{self.profile.name}' expects (capabilities.kueue: true): "
-            f"{_why(exc, self.profile.reach.connect_timeout_s)}."
+            f"{why_failed(exc, self.profile.reach.connect_timeout_s)}."
         )
 
 

@@ -109,6 +109,9 @@ class Environment(_Model):
     cluster_provider: str | None = None  # filled once the cluster is up
     versions: dict[str, str] = Field(default_factory=dict)  # component -> version
     cluster_timings_s: dict[str, float] = Field(default_factory=dict)
+    # What the cluster was found to have, what this identity may do, and the suites' outlook
+    # (k8sai preflight, read once the cluster is up; docs/preflight.md).
+    preflight: dict[str, Any] | None = None
     git_sha: str | None = None  # of the checkout the suites ran from
     git_dirty: bool | None = None
     python: str = ""

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,6 +195,12 @@ class RunReport:
             env.cluster_provider = provider
             env.versions = {**versions, **self.mutant}
             env.cluster_timings_s = dict(timings_s)
+            self.writer.write()
+
+    def on_preflight(self, data: Mapping[str, Any]) -> None:
+        """What preflight found on the cluster (facts, permissions, the suites' outlook)."""
+        with self.timed():
+            self.results.environment.preflight = dict(data)
             self.writer.write()
 
     def on_test_report(self, report: pytest.TestReport) -> None:

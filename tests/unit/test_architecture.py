@@ -37,6 +37,7 @@ ROOT_MODULES = {
     "runstate": TOP,  # the session's RunReport + ClusterHandle: needs report and clusters
     "calibrate": TOP,  # `k8sai calibrate`: runs pytest trials, proposes slo thresholds
     "mutantrun": TOP,  # `k8sai mutants run`: one pytest child per mutant, the table
+    "controlruns": TOP,  # `k8sai mutants control`: the unmutated PR tier N times, false alarms
 }
 
 # What each group may import from the package besides itself. Read a row as "X may import".

@@ -248,6 +248,7 @@ class LocalProvider(ClusterProvider):
             client.CoreV1Api(api).create_namespace({"metadata": {"name": kueue_manager.NAMESPACE}})
             kueue_manager.install_metrics_cert(pki)
             kcfg = kueue_manager.write_config(self.run_dir, ports, pki)
+            st.endpoints["kueue_config"] = str(kcfg)  # what preflight reads of it
             start(
                 "kueue",
                 kueue_manager.manager_args(kcfg, kubeconfig, self.profile.local.kueue_log_level),
