@@ -11,7 +11,7 @@ terminal summary.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -143,8 +143,9 @@ def attach(state: RunState) -> tuple[ClusterProvider, ClusterHandle]:
     return provider, handle
 
 
-def preflight_and_exit(state: RunState) -> None:
-    """``--preflight``: attach, print what preflight found, release, stop before any test."""
+def preflight_and_exit(state: RunState, write: Callable[[str], None]) -> None:
+    """``--preflight``: attach, ``write`` what preflight found, release, stop before any test
+    (exit 0: every suite runs in full; 1: not; 3: the cluster could not be read)."""
     provider, handle = attach(state)
     found = state.preflight
     handle.close()
@@ -152,7 +153,13 @@ def preflight_and_exit(state: RunState) -> None:
         state.notes.append(note)
     if found is None:
         pytest.exit("preflight could not read the cluster: " + " ".join(state.notes), returncode=3)
-    pytest.exit(preflight.render(found), returncode=0 if found.ok else 1)
+    write(preflight.render(found))
+    full = sum(s.status == "will run" for s in found.suites)
+    pytest.exit(
+        f"preflight: {full} of {len(found.suites)} suites will run in full, "
+        f"{len(found.contradicted)} profile claims contradicted",
+        returncode=0 if found.ok else 1,
+    )
 
 
 @pytest.fixture(scope="session")

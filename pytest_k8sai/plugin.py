@@ -138,7 +138,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     if session.config.getoption("--preflight"):
-        preflight_and_exit(get_state(session.config))
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        preflight_and_exit(get_state(session.config), tr.write_line if tr else print)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
