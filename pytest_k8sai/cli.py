@@ -11,10 +11,12 @@ import argparse
 import json
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pytest_k8sai import calibrate, controlruns, mutantrun
-from pytest_k8sai.clusters import check_reach_flags
+from pytest_k8sai.clusters import check_reach_flags, sweep
+from pytest_k8sai.clusters.apireader import Reader
 from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.clusters.existing import ExistingProvider
 from pytest_k8sai.clusters.local import state
@@ -130,6 +132,31 @@ def cmd_preflight(args: argparse.Namespace) -> int:
     return 0 if found.ok else 1
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    older = sweep.parse_age(args.older_than) if args.older_than else None
+    handle = _attached(args)
+    timeout = handle.profile.reach.connect_timeout_s
+    api = preflight.api_client(handle, timeout)
+    try:
+        found, unreadable = sweep.find(Reader(api, timeout), args.run_id, older)
+        now = datetime.now(UTC)
+        what = f"run {args.run_id}" if args.run_id else "any run"
+        print(f"{len(found)} object(s) of {what} on {api.configuration.host}"
+              + (f", older than {args.older_than}" if older else ""))  # fmt: skip
+        for f in found:
+            print(f"  {str(f):70} run {f.run_id:26} age {f.age(now)}")
+        for u in unreadable:
+            print(f"  could not list {u}")
+        if args.dry_run or not found:
+            return 0
+        failed = sweep.delete(api, found, timeout, print)
+    finally:
+        api.close()
+    for f in failed:
+        print(f"FAILED to delete {f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_mutants_list(args: argparse.Namespace) -> int:
     for m in mutants.load_catalogue():
         print(f"{m.name:28} {','.join(m.suites):18} {m.short_changes():16} {m.description}")
@@ -143,6 +170,13 @@ def cmd_mutants_run(args: argparse.Namespace) -> int:
     print(mutantrun.text_table(results))
     print(f"table: {Path(args.results_dir) / mutantrun.TABLE_MD}, {mutantrun.TABLE_JSON}")
     return 0
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """Which cluster a reading command attaches to (as a test run would)."""
+    p.add_argument("--cluster", default="local", help="profile name or file (default local)")
+    p.add_argument("--kubeconfig", help="kubeconfig of an existing cluster")
+    p.add_argument("--context", help="kubeconfig context of an existing cluster")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -176,11 +210,19 @@ def parser() -> argparse.ArgumentParser:
         help="what a cluster has, what this identity may do there, which suites will run "
         "(reads only; exit 0: every suite runs in full, 1: not, 2: unreachable)",
     )
-    pre.add_argument("--cluster", default="local", help="profile name or file (default local)")
-    pre.add_argument("--kubeconfig", help="kubeconfig of an existing cluster")
-    pre.add_argument("--context", help="kubeconfig context of an existing cluster")
+    _cluster_arguments(pre)
     pre.add_argument("--json", metavar="PATH", help="also write the findings as JSON")
     pre.set_defaults(fn=cmd_preflight)
+    sw = sub.add_parser(
+        "sweep",
+        help="find and delete what test runs left on a cluster (objects with the suites' "
+        "labels and a run id; never the local tier's own)",
+    )
+    _cluster_arguments(sw)
+    sw.add_argument("--run-id", help="only this run's objects (default: every run's)")
+    sw.add_argument("--older-than", metavar="AGE", help="only objects older than AGE: 30m, 12h, 2d")
+    sw.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    sw.set_defaults(fn=cmd_sweep)
     mut = sub.add_parser("mutants", help="seeded regressions: which ones the suites catch")
     mops = mut.add_subparsers(dest="op", required=True)
     mops.add_parser("list", help="the catalogue: name, suites, sections, what it changes")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_k8sai.clusters import make_provider
+from pytest_k8sai.clusters import make_provider, sweep
 from pytest_k8sai.clusters.base import (
     ClusterHandle,
     ClusterProvider,
@@ -115,6 +115,21 @@ def _preflight(handle: ClusterHandle, state: RunState) -> None:
         state.report.on_preflight(state.preflight.as_dict())
 
 
+def _audit(handle: ClusterHandle, state: RunState) -> list[str]:
+    """Warnings naming each object this run left on a cluster that outlives it."""
+    timeout = handle.profile.reach.connect_timeout_s
+    try:
+        api = preflight.api_client(handle, timeout)
+    except K8saiError as exc:
+        return [f"Could not audit what this run left on the cluster: {exc}"]
+    try:
+        return sweep.audit(api, state.run_id, timeout)
+    except Exception as exc:  # noqa: BLE001 - an audit problem must not hide the run's result
+        return [f"Could not audit what this run left on the cluster: {exc}"]
+    finally:
+        api.close()
+
+
 def attach(state: RunState) -> tuple[ClusterProvider, ClusterHandle]:
     """Create or attach to the profile's cluster and record it; a cluster that cannot be had
     ends the session (exit 3) after its logs are collected and what started is stopped."""
@@ -170,6 +185,8 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
     try:
         yield handle
     finally:
+        if not (provider.created and not state.keep_cluster):
+            state.notes.extend(_audit(handle, state))  # the cluster outlives the run
         handle.close()
         notes = [_collect_logs(provider, state)] if request.session.testsfailed else []
         if state.keep_cluster and provider.created:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from pytest_k8sai.clusters.apireader import ReadError
 from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.clusters.preflight import facts, outlook, rbac, report
-from pytest_k8sai.clusters.preflight.reader import ReadError
 from pytest_k8sai.core.profiles import load_profile
 
 # Cluster-scoped kinds the suites may write (the least-privilege rule): their own

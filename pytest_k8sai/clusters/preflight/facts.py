@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import yaml
 
-from pytest_k8sai.clusters.preflight.reader import JSON, Reader, ReadError
+from pytest_k8sai.clusters.apireader import JSON, Reader, ReadError
 from pytest_k8sai.core.apis import DAS_CLAIMS, DAS_GROUP, KUEUE_GROUP, POOL_GROUP
 
 Status = Literal["ok", "absent", "unknown", "info"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from pytest_k8sai.clusters.preflight.reader import Reader, ReadError
+from pytest_k8sai.clusters.apireader import Reader, ReadError
 from pytest_k8sai.core.data import data_file
 
 MANIFEST = ("manifests", "rbac", "k8sai-suites.yaml")

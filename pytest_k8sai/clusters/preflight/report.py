@@ -8,6 +8,7 @@ from typing import Any
 
 from kubernetes import client, config
 
+from pytest_k8sai.clusters.apireader import Reader
 from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.clusters.preflight import facts as factsmod
 from pytest_k8sai.clusters.preflight import rbac
@@ -17,7 +18,6 @@ from pytest_k8sai.clusters.preflight.outlook import (
     contradictions,
     outlook,
 )
-from pytest_k8sai.clusters.preflight.reader import Reader
 from pytest_k8sai.core.errors import ClusterError
 
 

@@ -1,5 +1,5 @@
-"""Read-only API calls for preflight: raw JSON (the client's strict models reject servers that
-omit optional fields), a timeout on every call, and failures kept as readable text."""
+"""Plain API calls for preflight and the sweep: raw JSON (the client's strict models reject
+servers that omit optional fields), a timeout on every call, failures kept as readable text."""
 
 from __future__ import annotations
 
@@ -33,19 +33,26 @@ class ReadError(Exception):
 
 
 class Reader:
-    """GET and POST of JSON against one API server, each bounded by ``timeout_s``."""
+    """GET, POST and DELETE of JSON against one API server, each bounded by ``timeout_s``."""
 
     def __init__(self, api: client.ApiClient, timeout_s: float = 10.0) -> None:
         self.api = api
         self.timeout_s = timeout_s
         self.calls = 0
 
-    def _call(self, method: str, path: str, body: JSON | None = None) -> JSON:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: JSON | None = None,
+        query: list[tuple[str, str]] | None = None,
+    ) -> JSON:
         self.calls += 1
         try:
             request = self.api.param_serialize(
                 method=method,
                 resource_path=path,
+                query_params=query,
                 header_params={"Accept": "application/json", "Content-Type": "application/json"},
                 body=body,
                 auth_settings=["BearerToken"],
@@ -65,8 +72,12 @@ class Reader:
         except ValueError:
             raise ReadError(path, "the answer is not JSON") from None
 
-    def get(self, path: str) -> JSON:
-        return self._call("GET", path)
+    def get(self, path: str, query: list[tuple[str, str]] | None = None) -> JSON:
+        return self._call("GET", path, query=query)
+
+    def delete(self, path: str) -> JSON:
+        """Delete one object; its dependents are removed in the background."""
+        return self._call("DELETE", path, {"propagationPolicy": "Background"})
 
     def post(self, path: str, body: JSON) -> JSON:
         return self._call("POST", path, body)
