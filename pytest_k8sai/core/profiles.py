@@ -262,6 +262,12 @@ class GaieExisting(_Strict):
 class GaieSuite(_Strict):
     """The inference suite: paper sections 3.3.3 and 4.3 (Figures 5-7)."""
 
+    def load_timeout_s(self, requests: int, streams: list[int], output_tokens: int) -> float:
+        """The time limit of one GuideLLM run (see guidellm_seconds_per_output_token)."""
+        per_request = output_tokens * self.guidellm_seconds_per_output_token + 2.0
+        work = sum(-(-requests // c) * per_request for c in streams)
+        return max(self.guidellm_timeout_s, work)
+
     model: str = Field("Qwen/Qwen3-8B", description="model name served and requested")
     replicas: int = Field(
         8, ge=1, le=8, description="routing experiment (InferencePool: <= 8 ports)"
@@ -290,7 +296,13 @@ class GaieSuite(_Strict):
     # pytest runs in.
     epp_configs: str | None = None
     sim: SimReplica = Field(default_factory=SimReplica)
-    guidellm_timeout_s: float = Field(300.0, gt=0, description="per GuideLLM run")
+    guidellm_timeout_s: float = Field(300.0, gt=0, description="per GuideLLM run, at least")
+    # A GuideLLM run's time limit grows with its work: for each level, the requests one stream
+    # sends (requests / concurrency) x (this many seconds per output token x output tokens +
+    # 2 s). 0.05 s is a 20 tokens/s stream, slower than any model server the paper measured,
+    # so a slow platform is measured rather than cut off; the limit is never below
+    # guidellm_timeout_s.
+    guidellm_seconds_per_output_token: float = Field(0.05, gt=0)
     start_timeout_s: float = Field(30.0, gt=0, description="replica / EPP / gateway start")
     existing: GaieExisting | None = None
 

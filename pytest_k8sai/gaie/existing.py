@@ -19,6 +19,7 @@ from pytest_k8sai.gaie.experiments import (
     RoutingRun,
     short_dataset,
 )
+from pytest_k8sai.gaie.guidellm import LoadGenError
 from pytest_k8sai.gaie.replicas import cache_counters
 
 FIELDS = {
@@ -48,8 +49,15 @@ class ExistingPaths:
         try:
             with urllib.request.urlopen(probe, timeout=self.timeout_s):  # noqa: S310
                 pass
-        except urllib.error.HTTPError:
-            pass  # it answered: reachable
+        except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403):
+                # It answered, but every request of the run would be refused the same way.
+                raise LoadGenError(
+                    f"'{path}' path refuses requests: GET {probe} answered HTTP {exc.code} "
+                    f"{exc.reason}. The route needs credentials this suite does not send; "
+                    f"point gaie_suite.existing.{field} at a route that serves without them."
+                ) from None
+            # Any other answer (e.g. 404 on a server without /v1/models): reachable.
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise NotApplicable(
@@ -83,12 +91,20 @@ def run_routing_existing(
     metrics = paths.spec.metrics_urls
     run = RoutingRun(kv_blocks=0, prompt_tokens=[len(p.split()) for p in prompts])
     for name, url in urls.items():
-        path = run.configs[name] = PathRun(name, url, [])
-        # The platform's model servers cannot be restarted from here: levels run in sequence
-        # on whatever their caches hold (the README says so).
-        for c in s.routing_concurrency:
+        run.configs[name] = PathRun(name, url, [])
+    # The platform's model servers cannot be restarted from here, so whichever configuration
+    # runs first leaves the caches warm for the other: the order alternates per level
+    # (random first at the first level, prefix-aware first at the second, ...).
+    for i, c in enumerate(s.routing_concurrency):
+        for name in level_order(list(urls), i):
+            path = run.configs[name]
             before = cache_counters(metrics) if metrics else None
-            path.levels += load(url, dataset, [c], requests, f"{name}-c{c}")
+            path.levels += load(path.target, dataset, [c], requests, f"{name}-c{c}")
             if before is not None:
                 path.cache_by_level[c] = cache_counters(metrics) - before
     return run
+
+
+def level_order(configs: list[str], level: int) -> list[str]:
+    """The routing configurations in the order level ``level`` (0-based) runs them."""
+    return configs if level % 2 == 0 else configs[::-1]

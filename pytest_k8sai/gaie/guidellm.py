@@ -90,6 +90,17 @@ class GuidellmRun(_Strict):
         return v
 
 
+def max_output_tokens(dataset: Path) -> int:
+    """The largest ``output_tokens_count`` of a GuideLLM JSONL dataset (what a request may
+    take longest to generate); 0 for a dataset without the column."""
+    top = 0
+    with dataset.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                top = max(top, int(json.loads(line).get("output_tokens_count") or 0))
+    return top
+
+
 def guidellm_executable() -> list[str]:
     """How to start GuideLLM: this interpreter's module if installed, else ``guidellm`` on PATH."""
     if importlib.util.find_spec("guidellm") is not None:

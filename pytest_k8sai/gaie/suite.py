@@ -15,7 +15,7 @@ from pytest_k8sai.gaie import plots as gaie_plots
 from pytest_k8sai.gaie.epp import configs_path
 from pytest_k8sai.gaie.existing import ExistingPaths, run_overhead_existing, run_routing_existing
 from pytest_k8sai.gaie.experiments import OverheadRun, RoutingRun, run_overhead, run_routing
-from pytest_k8sai.gaie.guidellm import GuidellmRun, LevelResult, run_guidellm
+from pytest_k8sai.gaie.guidellm import GuidellmRun, LevelResult, max_output_tokens, run_guidellm
 from pytest_k8sai.gaie.prompts import PromptSpec, build_requests, write_guidellm_dataset
 from pytest_k8sai.gaie.tables import cache_table, gateway_probe_table, overhead_table, routing_table
 from pytest_k8sai.gaie.tokenizer import tokenizer_dir
@@ -61,14 +61,17 @@ class InferenceSuite(SessionRuns[str, Any]):
     def load(
         self, target: str, data: Path, streams: list[int], requests: int, label: str
     ) -> list[LevelResult]:
+        s = self.settings
+        # On an existing cluster the platform serves its own model under its own name.
+        model = s.existing.model if not self.local and s.existing is not None else s.model
         run = GuidellmRun(
             target=target,
-            model=self.settings.model,
+            model=model,
             dataset=data,
             streams=streams,
             max_requests=requests,
             tokenizer=tokenizer_dir(),
-            timeout_s=self.settings.guidellm_timeout_s,
+            timeout_s=s.load_timeout_s(requests, streams, max_output_tokens(data)),
         )
         report = run_guidellm(run, self.work_dir, name=f"guidellm-{label.replace('+', '-')}")
         progress(f"[k8sai] gaie: GuideLLM via {label} took {report.wall_s:.1f}s")

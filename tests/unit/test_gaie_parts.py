@@ -156,3 +156,52 @@ def test_plots_draw_each_figure_from_the_request_samples(tmp_path):
     points = gaie_plots.latency_points(paths, "ttft_ms", p99=False)
     assert len(points) == 2 * len(levels) and all(p.p99 is None for p in points)
     assert gaie_plots.render_overhead(log, {"direct": PathRun("direct", "", [])}) == []
+
+
+def test_existing_path_refusing_requests_is_an_error_not_reachable():
+    import http.server
+    import threading
+
+    from pytest_k8sai.core.profiles import GaieExisting
+    from pytest_k8sai.gaie.existing import ExistingPaths
+    from pytest_k8sai.gaie.guidellm import LoadGenError
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            self.send_response(401)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        paths = ExistingPaths(GaieExisting(model="m", gateway_url=url), timeout_s=2)
+        with pytest.raises(LoadGenError, match="answered HTTP 401"):
+            paths.url("gateway")
+    finally:
+        server.shutdown()
+
+
+def test_existing_routing_alternates_which_configuration_runs_first():
+    from pytest_k8sai.gaie.existing import level_order
+
+    configs = ["random", "prefix-aware"]
+    assert [level_order(configs, i)[0] for i in range(3)] == ["random", "prefix-aware", "random"]
+
+
+def test_guidellm_limit_grows_with_requests_and_tokens(tmp_path):
+    from pytest_k8sai.core.profiles import GaieSuite
+    from pytest_k8sai.gaie.guidellm import max_output_tokens
+
+    s = GaieSuite()
+    # The paper's scale at concurrency 1: 256 requests x (512 x 0.05 s + 2 s) = 7,065.6 s.
+    assert s.load_timeout_s(256, [1], 512) == pytest.approx(256 * (512 * 0.05 + 2))
+    assert s.load_timeout_s(8, [8], 16) == s.guidellm_timeout_s  # never below the floor
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        '{"prompt": "a", "output_tokens_count": 16}\n{"prompt": "b", "output_tokens_count": 64}\n'
+    )
+    assert max_output_tokens(data) == 64
