@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -331,6 +331,23 @@ class WorkloadPods(_Strict):
     host_network: bool = False
     # Run `sleep <seconds>` in the container (real nodes); off, the pod runs the image as is.
     sleep: bool = False
+    # Secrets (in the run's namespace) for pulling a private image.
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    # A securityContext that passes OpenShift's restricted-v2 SCC and the restricted Pod
+    # Security Standard: no root, no privilege escalation, no capabilities, RuntimeDefault
+    # seccomp; the UID is left to the platform (arbitrary UIDs).
+    restricted: bool = False
+
+
+# What Jobs run on a cluster the suites did not build, unless the profile names its own
+# workload: the Kubernetes e2e tests' public busybox (registry.k8s.io, no pull limits), which
+# holds its GPU for the job's run time with `sleep` and exits, as any UID.
+EXISTING_WORKLOAD = {
+    "image": "registry.k8s.io/e2e-test-images/busybox:1.37.0-1",
+    "pull_policy": "IfNotPresent",
+    "sleep": True,
+    "restricted": True,
+}
 
 
 class Profile(_Strict):
@@ -353,6 +370,14 @@ class Profile(_Strict):
     # slo field -> the trials its threshold was calibrated on (tiers whose control plane
     # shares cores with the harness do not meet the paper's absolute values).
     calibration: dict[str, Calibration] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _existing_workload(cls, data: Any) -> Any:
+        # pause never exits: on real nodes a Job must run a command that ends.
+        if isinstance(data, dict) and data.get("provider") == "existing":
+            data = {**data, "workload": {**EXISTING_WORKLOAD, **(data.get("workload") or {})}}
+        return data
 
     @model_validator(mode="after")
     def _calibrated_fields_exist(self) -> Profile:

@@ -14,6 +14,15 @@ from pytest_k8sai.workloads import kwok
 
 T = TypeVar("T")
 
+# restricted-v2 (OpenShift) / the restricted Pod Security Standard, with no fixed UID.
+RESTRICTED = {
+    "allowPrivilegeEscalation": False,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
 
 def gpu_job(
     name: str,
@@ -43,6 +52,8 @@ def gpu_job(
     }
     if pods.sleep:
         container["command"] = ["sleep", f"{run_seconds:.3f}"]
+    if pods.restricted:
+        container["securityContext"] = RESTRICTED
     meta_labels = dict(labels or {})
     if queue:
         meta_labels[QUEUE_LABEL] = queue
@@ -68,6 +79,12 @@ def gpu_job(
                     "tolerations": [kwok.KWOK_TOLERATION],
                     "containers": [container],
                     **({"hostNetwork": True} if pods.host_network else {}),
+                    **(
+                        {"imagePullSecrets": [{"name": n} for n in pods.image_pull_secrets]}
+                        if pods.image_pull_secrets
+                        else {}
+                    ),
+                    **({"securityContext": RESTRICTED_POD} if pods.restricted else {}),
                 },
             },
         },
@@ -104,7 +121,8 @@ def whisper_job(
         image=profile.whisper.image,
         pods=profile.workload,
     )
-    if not profile.simulated:
+    if not profile.simulated and profile.whisper.image:
+        # A real transcription; without an image the workload holds the GPU with sleep.
         values = {"name": name, "model": model, "audio_seconds": f"{audio_s:.2f}"}
         container = body["spec"]["template"]["spec"]["containers"][0]
         container["command"] = [c.format(**values) for c in profile.whisper.command]

@@ -90,10 +90,11 @@ def kueue_experiment(cluster, k8sai_run_id, k8sai_report, k8sai_plots, pytestcon
         client.ApiextensionsV1Api(cluster.api_client).read_custom_resource_definition(KUEUE_CRD)
     except ApiException as exc:
         pytest.skip(f"Kueue is not installed on this cluster: CRD {KUEUE_CRD} -> HTTP {exc.status}")
-    if not profile.simulated and not profile.whisper.image:
+    if not profile.simulated and not profile.whisper.image and not profile.workload.sleep:
         pytest.skip(
-            f"profile '{profile.name}' names no Whisper job image (field whisper.image); "
-            "real clusters run real transcription containers"
+            f"profile '{profile.name}' names no Whisper job image (whisper.image) and its "
+            "workload does not hold the GPU with sleep (workload.sleep), so its Jobs would "
+            "never end"
         )
     runs = pytestconfig.getoption("runs") or profile.kueue_suite.runs
     exp = KueueExperiment(cluster, load_trace(), k8sai_run_id, runs, plots=k8sai_plots)

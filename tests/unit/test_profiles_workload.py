@@ -1,0 +1,51 @@
+"""Workload pods on clusters the suites did not build: a command that ends, restricted-v2."""
+
+from __future__ import annotations
+
+from pytest_k8sai.core.profiles import EXISTING_WORKLOAD, load_profile, parse_profile
+from pytest_k8sai.workloads.jobs import RESTRICTED, gpu_job, whisper_job
+
+
+def test_existing_profiles_default_to_a_public_sleeping_restricted_workload() -> None:
+    rosa = load_profile("rosa")
+    assert rosa.workload.image == EXISTING_WORKLOAD["image"]
+    assert rosa.workload.sleep and rosa.workload.restricted
+    assert not load_profile("local").workload.restricted  # KWOK pods run nothing
+    own = parse_profile(
+        {
+            "name": "x",
+            "provider": "existing",
+            "workload": {"image": "mirror/bb:1", "image_pull_secrets": ["p"]},
+        },
+        "test",
+    )
+    assert own.workload.image == "mirror/bb:1" and own.workload.sleep  # the rest kept
+
+
+def test_restricted_job_passes_restricted_v2_and_sleeps_for_its_run_time() -> None:
+    rosa = load_profile("rosa")
+    body = gpu_job(
+        "j",
+        "ns",
+        run_seconds=12.5,
+        pods=rosa.workload.model_copy(update={"image_pull_secrets": ["p"]}),
+    )
+    spec = body["spec"]["template"]["spec"]
+    c = spec["containers"][0]
+    assert c["command"] == ["sleep", "12.500"]
+    assert c["securityContext"] == RESTRICTED and "runAsUser" not in c["securityContext"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["imagePullSecrets"] == [{"name": "p"}]
+
+
+def test_whisper_job_without_an_image_holds_the_gpu_with_sleep() -> None:
+    rosa = load_profile("rosa")
+    assert rosa.whisper.image is None
+    body = whisper_job(rosa, "w", "ns", model="large", run_s=480.0, audio_s=600.0)
+    c = body["spec"]["template"]["spec"]["containers"][0]
+    assert c["command"] == ["sleep", "480.000"] and c["image"] == rosa.workload.image
+    real = rosa.model_copy(update={"whisper": rosa.whisper.model_copy(update={"image": "w:1"})})
+    c = whisper_job(real, "w", "ns", model="large", run_s=480.0, audio_s=600.0)["spec"]["template"][
+        "spec"
+    ]["containers"][0]
+    assert c["image"] == "w:1" and c["command"][:2] == ["python", "/app/transcribe.py"]
