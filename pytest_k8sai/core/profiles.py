@@ -207,6 +207,14 @@ class KueueSuite(_Strict):
     # Jobs are submitted at this rate, as the paper's kube-burner creates objects at a set QPS;
     # 0 submits them back to back.
     submit_qps: float = Field(20.0, ge=0)
+    # Where the admission-attempt histogram is read on an existing cluster (the local tier
+    # reads its own Kueue's log and metrics): Kueue's /metrics as this machine reaches it (a
+    # route or `kubectl port-forward`), a bearer token from the named environment variable, and
+    # the CA that signs its certificate. Unset or unreachable: the admission verdicts are left
+    # out with the reason, said when the suite starts.
+    metrics_url: str | None = Field(None, pattern=r"^https?://")
+    metrics_token_env: str | None = None
+    metrics_ca_file: str | None = None
 
 
 class DasSuite(_Strict):

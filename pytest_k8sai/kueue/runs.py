@@ -7,6 +7,7 @@ Generator (trace, setups) -> runner (this) -> recorder (measure.joblatency) -> c
 from __future__ import annotations
 
 import bisect
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from pytest_k8sai.clusters.base import ClusterHandle
 from pytest_k8sai.clusters.objects import ObjectTracker, owned_namespace
+from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.kueue import objects as kueue
 from pytest_k8sai.kueue.log import KueueLog, parse_admissions, parse_attempts
 from pytest_k8sai.kueue.setups import Setup, plan
@@ -76,6 +78,37 @@ class RunResult:
             else:
                 retry.append((r.pod_running - freed) * 1000)
         return retry, start
+
+
+def admission_source(cluster: ClusterHandle) -> str:
+    """Find where this cluster's admission attempts can be read; "" when they can, else why
+    not (said at the start of the suite, so an hours-long run does not end in a surprise).
+    On an existing cluster the profile's ``kueue_suite.metrics_url`` is scraped once now and
+    becomes the cluster's ``kueue_metrics`` endpoint."""
+    if "logs" in cluster.endpoints or "kueue_metrics" in cluster.endpoints:
+        return ""
+    s = cluster.profile.kueue_suite
+    if not s.metrics_url:
+        return (
+            "no source of Kueue's admission attempts on this cluster: set "
+            "kueue_suite.metrics_url (Kueue's /metrics via a route or port-forward, with "
+            "kueue_suite.metrics_token_env naming a variable that holds a bearer token)"
+        )
+    token = os.environ.get(s.metrics_token_env) if s.metrics_token_env else None
+    if s.metrics_token_env and not token:
+        return f"kueue_suite.metrics_token_env names ${s.metrics_token_env}, which is unset"
+    try:
+        text = prometheus.scrape(s.metrics_url, token=token, ca_file=s.metrics_ca_file)
+    except ClusterError as exc:
+        return f"kueue_suite.metrics_url unreachable: {exc}"
+    if ADMISSION_METRIC + "_bucket" not in text and "kueue_" not in text:
+        return f"kueue_suite.metrics_url {s.metrics_url} serves no Kueue metrics"
+    cluster.endpoints["kueue_metrics"] = s.metrics_url
+    if token:
+        cluster.endpoints["kueue_metrics_token"] = token
+    if s.metrics_ca_file:
+        cluster.endpoints["ca_file"] = s.metrics_ca_file
+    return ""
 
 
 def _scrape(cluster: ClusterHandle) -> prometheus.Histogram | None:

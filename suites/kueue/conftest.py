@@ -11,7 +11,7 @@ from pytest_k8sai.core.apis import KUEUE_CRD
 from pytest_k8sai.core.progress import progress
 from pytest_k8sai.core.session_runs import SessionRuns
 from pytest_k8sai.kueue import plots as kueue_plots
-from pytest_k8sai.kueue.runs import RunResult, run_once
+from pytest_k8sai.kueue.runs import RunResult, admission_source, run_once
 from pytest_k8sai.kueue.setups import Setup, load_setups
 from pytest_k8sai.kueue.tables import table3, table4
 from pytest_k8sai.workloads.whisper import WhisperTrace, load_trace
@@ -58,6 +58,8 @@ class KueueExperiment(SessionRuns[str, RunResult]):
         self.runs = runs
         self.setups = {s.name: s for s in load_setups()}
         self.plots = plots  # PlotLog: redrawn after each new run, so every test sees them
+        # Why admission attempts cannot be read on this cluster ("" when they can).
+        self.admission_unavailable = ""
 
     def draw(self) -> None:
         if self.plots is not None:
@@ -98,6 +100,9 @@ def kueue_experiment(cluster, k8sai_run_id, k8sai_report, k8sai_plots, pytestcon
         )
     runs = pytestconfig.getoption("runs") or profile.kueue_suite.runs
     exp = KueueExperiment(cluster, load_trace(), k8sai_run_id, runs, plots=k8sai_plots)
+    exp.admission_unavailable = admission_source(cluster)
+    if exp.admission_unavailable:
+        progress(f"[k8sai] kueue: admission verdicts left out: {exp.admission_unavailable}")
     yield exp
     results = exp.ordered_results()
     if results:
