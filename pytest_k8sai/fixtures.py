@@ -111,6 +111,8 @@ def _preflight(handle: ClusterHandle, state: RunState) -> None:
     except K8saiError as exc:
         state.notes.append(f"Preflight could not read the cluster: {exc}")
         return
+    # Detection over assumption: namespaces get what the cluster's Kueue needs to manage them.
+    handle.namespace_labels.update(state.preflight.facts.kueue_namespace_labels)
     if state.report is not None:
         state.report.on_preflight(state.preflight.as_dict())
 
@@ -219,7 +221,7 @@ def _k8sai_cluster_requirements(request: pytest.FixtureRequest) -> None:
 def k8s_namespace(cluster: ClusterHandle, k8sai_run_id: str) -> Iterator[str]:
     """A fresh labelled namespace whose default ServiceAccount exists; deleted afterwards."""
     try:
-        with owned_namespace(cluster.core, k8sai_run_id) as name:
+        with owned_namespace(cluster.core, k8sai_run_id, labels=cluster.namespace_labels) as name:
             yield name
     except ClusterError as exc:
         pytest.fail(str(exc), pytrace=False)

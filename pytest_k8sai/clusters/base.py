@@ -38,6 +38,9 @@ class ClusterHandle:
     missing: dict[str, str] = field(default_factory=dict)
     # Seconds each phase of create/attach took, for the results file and README figures.
     timings: dict[str, float] = field(default_factory=dict)
+    # Labels every namespace the suites create must carry, as detected on the cluster (e.g.
+    # kueue.openshift.io/managed=true, without which Red Hat's Kueue ignores the Jobs there).
+    namespace_labels: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def api_client(self) -> client.ApiClient:

@@ -239,7 +239,10 @@ def run_arm(
                 cluster.core,
                 run_id,
                 prefix=f"das-{exp.name}-{arm.name}",
-                labels=dict([label.split("=", 1)]) if "=" in label else None,
+                labels={
+                    **cluster.namespace_labels,
+                    **(dict([label.split("=", 1)]) if "=" in label else {}),
+                },
             )
         )
         queue = None

@@ -144,7 +144,9 @@ def run_once(
         else None
     )
     with (
-        owned_namespace(cluster.core, run_id, prefix=f"kq-{setup.name[:12]}") as ns,
+        owned_namespace(
+            cluster.core, run_id, prefix=f"kq-{setup.name[:12]}", labels=cluster.namespace_labels
+        ) as ns,
         ObjectTracker(cluster.api_client, run_id) as objs,
     ):
         planned = plan(setup, ns, profile.total_gpus)

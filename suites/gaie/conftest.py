@@ -17,7 +17,7 @@ def gaie(
 ) -> Iterator:
     from pytest_k8sai.gaie.suite import InferenceSuite  # needs the inference extra
 
-    with owned_namespace(cluster.core, k8sai_run_id) as ns:
+    with owned_namespace(cluster.core, k8sai_run_id, labels=cluster.namespace_labels) as ns:
         suite = InferenceSuite(cluster, k8sai_run_id, k8sai_results_dir, ns, k8sai_plots)
         try:
             yield suite
