@@ -14,6 +14,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from pytest_k8sai.core.apis import KUEUE_VERSION
 from pytest_k8sai.core.profiles import Profile
 
 # Every object the suite creates carries this label, so cleanup never touches anything else.
@@ -41,6 +42,8 @@ class ClusterHandle:
     # Labels every namespace the suites create must carry, as detected on the cluster (e.g.
     # kueue.openshift.io/managed=true, without which Red Hat's Kueue ignores the Jobs there).
     namespace_labels: dict[str, str] = field(default_factory=dict)
+    # The Kueue API version the cluster serves that the suites speak (detected by preflight).
+    kueue_version: str = KUEUE_VERSION
 
     @cached_property
     def api_client(self) -> client.ApiClient:

@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from pytest_k8sai.clusters.base import CREATED_BY_LABEL, CREATED_BY_VALUE, RUN_ID_LABEL
+from pytest_k8sai.core.apis import KUEUE_VERSION, kueue_body
 from pytest_k8sai.core.errors import ClusterError
 
 
@@ -26,14 +27,18 @@ def ownership_labels(run_id: str) -> dict[str, str]:
 class ObjectTracker:
     """Creates custom objects (cluster-scoped or namespaced) and deletes them on cleanup()."""
 
-    def __init__(self, api: client.ApiClient, run_id: str) -> None:
+    def __init__(
+        self, api: client.ApiClient, run_id: str, kueue_version: str = KUEUE_VERSION
+    ) -> None:
         self.custom = client.CustomObjectsApi(api)
         self.run_id = run_id
+        self.kueue_version = kueue_version  # Kueue objects are created in this version
         self._made: list[tuple[str, str, str, str | None, str]] = []
 
     def create(
         self, body: dict[str, Any], plural: str, namespace: str | None = None
     ) -> dict[str, Any]:
+        body = kueue_body(body, self.kueue_version)
         group, _, version = body["apiVersion"].rpartition("/")
         meta = body.setdefault("metadata", {})
         meta.setdefault("labels", {}).update(ownership_labels(self.run_id))

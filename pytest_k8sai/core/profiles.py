@@ -213,6 +213,9 @@ class KueueSuite(_Strict):
     # the CA that signs its certificate. Unset or unreachable: the admission verdicts are left
     # out with the reason, said when the suite starts.
     metrics_url: str | None = Field(None, pattern=r"^https?://")
+    # The Kueue API version to speak; unset: the first of v1beta2, v1beta1 the cluster serves
+    # (detected when the run starts).
+    api_version: Literal["v1beta2", "v1beta1"] | None = None
     metrics_token_env: str | None = None
     metrics_ca_file: str | None = None
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from kubernetes import client
 
+from pytest_k8sai.core.apis import KUEUE_VERSION
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.measure.joblatency import JobLatencyRecorder
 
@@ -108,8 +109,15 @@ class PlacementRecorder(JobLatencyRecorder):
         resources: Collection[str],
         kueue: bool,
         cluster_queues: list[str] | None = None,
+        kueue_version: str = KUEUE_VERSION,
     ) -> None:
-        super().__init__(api_client, namespace, kueue=kueue, cluster_queues=cluster_queues)
+        super().__init__(
+            api_client,
+            namespace,
+            kueue=kueue,
+            cluster_queues=cluster_queues,
+            kueue_version=kueue_version,
+        )
         self.resources = frozenset(resources)
         self._pods: dict[str, PodPlacement] = {}
         self._first_seen: dict[str, Obj] = {}

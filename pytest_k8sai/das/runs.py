@@ -247,7 +247,9 @@ def run_arm(
         )
         queue = None
         if arm.kueue:
-            objs = stack.enter_context(ObjectTracker(cluster.api_client, run_id))
+            objs = stack.enter_context(
+                ObjectTracker(cluster.api_client, run_id, cluster.kueue_version)
+            )
             queue = create_quota_queue(objs, ns, quota)
         claims = (
             stack.enter_context(das.ClaimWatcher(cluster.api_client, suite.das_namespace, ns))
@@ -260,6 +262,7 @@ def run_arm(
             resources=set(resource_of.values()),
             kueue=arm.kueue,
             cluster_queues=[f"{ns}-cq"] if queue else [],
+            kueue_version=cluster.kueue_version,
         )
         bodies = {
             job.name: whisper_job(

@@ -13,7 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pytest_k8sai.clusters.objects import ObjectTracker
 from pytest_k8sai.core import mutants
-from pytest_k8sai.core.apis import KUEUE_API_VERSION, KUEUE_PRIORITY_CLASS_LABEL, KUEUE_QUEUE_LABEL
+from pytest_k8sai.core.apis import (
+    KUEUE_API_VERSION,
+    KUEUE_GROUP,
+    KUEUE_PRIORITY_CLASS_LABEL,
+    KUEUE_QUEUE_LABEL,
+    KUEUE_VERSION,
+)
 from pytest_k8sai.core.errors import ClusterError
 
 API_VERSION = KUEUE_API_VERSION
@@ -116,11 +122,12 @@ def is_admitted(workload: dict[str, Any] | None) -> bool:
     return conds.get("QuotaReserved") == "True" and conds.get("Admitted") == "True"
 
 
-def workload_for_job(api: client.ApiClient, namespace: str, job: str) -> dict[str, Any] | None:
+def workload_for_job(
+    api: client.ApiClient, namespace: str, job: str, version: str = KUEUE_VERSION
+) -> dict[str, Any] | None:
     """The Workload Kueue made for Job ``job`` (found by owner reference), or None yet."""
-    group, _, version = API_VERSION.partition("/")
     items = client.CustomObjectsApi(api).list_namespaced_custom_object(
-        group, version, namespace, "workloads"
+        KUEUE_GROUP, version, namespace, "workloads"
     )["items"]
     for wl in items:
         if any(o.get("name") == job for o in wl["metadata"].get("ownerReferences", [])):
@@ -147,7 +154,7 @@ def create_quota_queue(
     )
     objs.create(cq.body(), "clusterqueues")
     objs.create(local_queue(name, namespace, cq.name), "localqueues", namespace=namespace)
-    wait_cluster_queues_active(objs.custom.api_client, [cq.name])
+    wait_cluster_queues_active(objs.custom.api_client, [cq.name], version=objs.kueue_version)
     return name
 
 
@@ -162,12 +169,13 @@ def workload_priority_class(name: str, value: int) -> dict[str, Any]:
     }
 
 
-def cluster_queues_active(api: client.ApiClient, names: list[str]) -> bool:
+def cluster_queues_active(
+    api: client.ApiClient, names: list[str], version: str = KUEUE_VERSION
+) -> bool:
     """True once every named ClusterQueue reports condition Active=True."""
-    group, _, version = API_VERSION.partition("/")
     custom = client.CustomObjectsApi(api)
     for name in names:
-        cq = custom.get_cluster_custom_object(group, version, "clusterqueues", name)
+        cq = custom.get_cluster_custom_object(KUEUE_GROUP, version, "clusterqueues", name)
         conds = {c["type"]: c["status"] for c in cq.get("status", {}).get("conditions", [])}
         if conds.get("Active") != "True":
             return False
@@ -175,12 +183,12 @@ def cluster_queues_active(api: client.ApiClient, names: list[str]) -> bool:
 
 
 def wait_cluster_queues_active(
-    api: client.ApiClient, names: list[str], timeout_s: float = 30.0
+    api: client.ApiClient, names: list[str], timeout_s: float = 30.0, version: str = KUEUE_VERSION
 ) -> None:
     """Block until the named ClusterQueues are Active: a Workload queued before that is
     marked inadmissible and waits for Kueue's next requeue (up to 1 s) instead of admission."""
     deadline = time.monotonic() + timeout_s
-    while names and not cluster_queues_active(api, names):
+    while names and not cluster_queues_active(api, names, version):
         if time.monotonic() > deadline:
             raise ClusterError(f"ClusterQueues {names} not Active within {timeout_s:g} s")
         time.sleep(0.05)

@@ -147,7 +147,7 @@ def run_once(
         owned_namespace(
             cluster.core, run_id, prefix=f"kq-{setup.name[:12]}", labels=cluster.namespace_labels
         ) as ns,
-        ObjectTracker(cluster.api_client, run_id) as objs,
+        ObjectTracker(cluster.api_client, run_id, cluster.kueue_version) as objs,
     ):
         planned = plan(setup, ns, profile.total_gpus)
         for body, plural in planned.cluster_objects:
@@ -155,11 +155,18 @@ def run_once(
         for lq in planned.local_queues:
             objs.create(lq, "localqueues", namespace=ns)
         kueue.wait_cluster_queues_active(
-            cluster.api_client, planned.cluster_queue_names, QUEUES_ACTIVE_TIMEOUT_S
+            cluster.api_client,
+            planned.cluster_queue_names,
+            QUEUES_ACTIVE_TIMEOUT_S,
+            version=cluster.kueue_version,
         )
 
         recorder = JobLatencyRecorder(
-            cluster.api_client, ns, kueue=setup.kueue, cluster_queues=planned.cluster_queue_names
+            cluster.api_client,
+            ns,
+            kueue=setup.kueue,
+            cluster_queues=planned.cluster_queue_names,
+            kueue_version=cluster.kueue_version,
         )
         hist_before = _scrape(cluster) if setup.kueue else None
         log_mark = kueue_log.mark() if kueue_log else 0

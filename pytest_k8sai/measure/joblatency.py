@@ -54,7 +54,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.utils import parse_quantity
 from pydantic import BaseModel
 
-from pytest_k8sai.core.apis import KUEUE_API_VERSION as API_VERSION
+from pytest_k8sai.core.apis import KUEUE_GROUP, KUEUE_VERSION
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.measure import stats
 
@@ -165,8 +165,10 @@ class JobLatencyRecorder:
         kueue: bool,
         cluster_queues: list[str] | None = None,
         watch_timeout_s: int = 5,
+        kueue_version: str = KUEUE_VERSION,
     ) -> None:
         self._api = api_client
+        self._kueue_version = kueue_version
         self.namespace = namespace
         self.kueue = kueue
         self._cqs = frozenset(cluster_queues or ())
@@ -197,7 +199,7 @@ class JobLatencyRecorder:
         batch = client.BatchV1Api(self._api)
         core = client.CoreV1Api(self._api)
         custom = client.CustomObjectsApi(self._api)
-        group, _, version = API_VERSION.partition("/")
+        group, version = KUEUE_GROUP, self._kueue_version
         sources: list[tuple[str, Callable[..., Any], tuple[Any, ...]]] = [
             ("Job", batch.list_namespaced_job, (self.namespace,)),
             ("Pod", core.list_namespaced_pod, (self.namespace,)),

@@ -30,7 +30,7 @@ ADMISSION_METRIC = "kueue_admission_attempt_duration_seconds"
 def queue(cluster, k8s_namespace, k8sai_run_id):
     """A ResourceFlavor, a ClusterQueue with one node's GPUs and a LocalQueue, removed after."""
     gpus = cluster.profile.capabilities.gpu_nodes.gpus_per_node
-    with ObjectTracker(cluster.api_client, k8sai_run_id) as objs:
+    with ObjectTracker(cluster.api_client, k8sai_run_id, cluster.kueue_version) as objs:
         yield kueue.create_gpu_queue(objs, k8s_namespace, gpus)
 
 
@@ -65,14 +65,18 @@ def run_chain(cluster, namespace: str, queue: str, run_seconds: float) -> Chain:
         cluster.batch.create_namespaced_job(namespace, job)
         wl = _wait(
             "Kueue to create a Workload for Job smoke",
-            lambda: kueue.workload_for_job(cluster.api_client, namespace, "smoke"),
+            lambda: kueue.workload_for_job(
+                cluster.api_client, namespace, "smoke", cluster.kueue_version
+            ),
         )
         name = wl["metadata"]["name"]
 
         _wait(
             f"Workload {name} to be QuotaReserved and Admitted",
             lambda: kueue.is_admitted(
-                kueue.workload_for_job(cluster.api_client, namespace, "smoke")
+                kueue.workload_for_job(
+                    cluster.api_client, namespace, "smoke", cluster.kueue_version
+                )
             ),
         )
         admitted_at = time.monotonic()
