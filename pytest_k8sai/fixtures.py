@@ -23,6 +23,7 @@ from pytest_k8sai.clusters.base import (
 )
 from pytest_k8sai.clusters.objects import owned_namespace
 from pytest_k8sai.clusters.preflight import report as preflight
+from pytest_k8sai.clusters.preflight.outlook import gpu_resource
 from pytest_k8sai.core.apis import KUEUE_GROUP, kueue_version_of
 from pytest_k8sai.core.errors import ClusterError, K8saiError
 from pytest_k8sai.core.paper import paper_numbers
@@ -116,6 +117,7 @@ def _preflight(handle: ClusterHandle, state: RunState) -> None:
     handle.namespace_labels.update(state.preflight.facts.kueue_namespace_labels)
     served = (state.preflight.facts.groups or {}).get(KUEUE_GROUP)
     handle.kueue_version = handle.profile.kueue_suite.api_version or kueue_version_of(served)
+    handle.gpu_resource = gpu_resource(handle.profile, state.preflight.facts)
     if state.report is not None:
         state.report.on_preflight(state.preflight.as_dict())
 

@@ -44,6 +44,9 @@ class ClusterHandle:
     namespace_labels: dict[str, str] = field(default_factory=dict)
     # The Kueue API version the cluster serves that the suites speak (detected by preflight).
     kueue_version: str = KUEUE_VERSION
+    # The resource a whole-GPU pod asks for (detected by preflight): nvidia.com/gpu where the
+    # device plugin advertises it; where only DAS slices exist, the profile's whole-GPU slice.
+    gpu_resource: str = "nvidia.com/gpu"
 
     @cached_property
     def api_client(self) -> client.ApiClient:

@@ -135,10 +135,17 @@ def workload_for_job(
     return None
 
 
-def create_gpu_queue(objs: ObjectTracker, namespace: str, gpus: int, name: str = "lq") -> str:
-    """One flavor, one ClusterQueue with ``gpus`` GPUs open to ``namespace`` only, and a
-    LocalQueue ``name`` in it; all tracked by ``objs``. Returns the LocalQueue name."""
-    return create_quota_queue(objs, namespace, {"nvidia.com/gpu": gpus}, name)
+def create_gpu_queue(
+    objs: ObjectTracker,
+    namespace: str,
+    gpus: int,
+    name: str = "lq",
+    resource: str = "nvidia.com/gpu",
+) -> str:
+    """One flavor, one ClusterQueue with ``gpus`` GPUs (of ``resource``) open to ``namespace``
+    only, and a LocalQueue ``name`` in it; all tracked by ``objs``. Returns the LocalQueue
+    name."""
+    return create_quota_queue(objs, namespace, {resource: gpus}, name)
 
 
 def create_quota_queue(

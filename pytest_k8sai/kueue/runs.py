@@ -149,7 +149,7 @@ def run_once(
         ) as ns,
         ObjectTracker(cluster.api_client, run_id, cluster.kueue_version) as objs,
     ):
-        planned = plan(setup, ns, profile.total_gpus)
+        planned = plan(setup, ns, profile.total_gpus, cluster.gpu_resource)
         for body, plural in planned.cluster_objects:
             objs.create(body, plural)
         for lq in planned.local_queues:
@@ -187,6 +187,7 @@ def run_once(
                         run_s=run_s,
                         audio_s=job.audio_seconds,
                         queue=planned.queue_of.get(job.model),
+                        resource=cluster.gpu_resource,
                         priority_class=planned.priority_class_of.get(job.model),
                     ),
                 )

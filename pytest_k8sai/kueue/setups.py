@@ -107,7 +107,7 @@ class Planned(BaseModel):
     cluster_queue_names: list[str]
 
 
-def plan(setup: Setup, namespace: str, total_gpus: int) -> Planned:
+def plan(setup: Setup, namespace: str, total_gpus: int, resource: str = GPU) -> Planned:
     """Concrete objects for a run in ``namespace``; K8saiError if quotas cannot be whole GPUs."""
     if total_gpus < 1:
         raise K8saiError(
@@ -136,7 +136,7 @@ def plan(setup: Setup, namespace: str, total_gpus: int) -> Planned:
         spec = kueue.ClusterQueueSpec(
             name=f"{namespace}-{cq.name}",
             flavor=flavor,
-            quotas=[kueue.Quota(name=GPU, nominal=str(round(quota)))],
+            quotas=[kueue.Quota(name=resource, nominal=str(round(quota)))],
             queueing_strategy=setup.queueing_strategy,
             cohort=f"{namespace}-{cq.cohort}" if cq.cohort else None,
             namespace_selector={"matchLabels": {"kubernetes.io/metadata.name": namespace}},

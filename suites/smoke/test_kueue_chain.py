@@ -31,7 +31,7 @@ def queue(cluster, k8s_namespace, k8sai_run_id):
     """A ResourceFlavor, a ClusterQueue with one node's GPUs and a LocalQueue, removed after."""
     gpus = cluster.profile.capabilities.gpu_nodes.gpus_per_node
     with ObjectTracker(cluster.api_client, k8sai_run_id, cluster.kueue_version) as objs:
-        yield kueue.create_gpu_queue(objs, k8s_namespace, gpus)
+        yield kueue.create_gpu_queue(objs, k8s_namespace, gpus, resource=cluster.gpu_resource)
 
 
 def _wait(what: str, probe, timeout_s: float = STEP_TIMEOUT_S):
@@ -59,7 +59,7 @@ def run_chain(cluster, namespace: str, queue: str, run_seconds: float) -> Chain:
     try:
         job = gpu_job(
             "smoke", namespace, run_seconds=run_seconds, gpus=1, queue=queue,
-            pods=cluster.profile.workload,
+            pods=cluster.profile.workload, resource=cluster.gpu_resource,
         )  # fmt: skip
         created = time.monotonic()
         cluster.batch.create_namespaced_job(namespace, job)
@@ -88,9 +88,13 @@ def run_chain(cluster, namespace: str, queue: str, run_seconds: float) -> Chain:
         pods = recorder.wait_phase("Succeeded", STEP_TIMEOUT_S + run_seconds)
         ((pod_name, times),) = pods.items()
         assert "Running" in times.phases, f"pod {pod_name} was never seen Running: {times}"
-        node = cluster.core.read_node(times.node)
-        assert int(node.status.allocatable.get("nvidia.com/gpu", "0")) >= 1, (
-            f"pod {pod_name} ran on {times.node}, which has no nvidia.com/gpu"
+        alloc = cluster.core.read_node(times.node).status.allocatable or {}
+        # On a DAS cluster the webhook rewrote the request to one of DAS's mig.das.com/* slices.
+        gpus = [
+            k for k, v in alloc.items() if k == cluster.gpu_resource or k.startswith("mig.das.com/")
+        ]
+        assert any(int(alloc[k]) >= 1 for k in gpus), (
+            f"pod {pod_name} ran on {times.node}, which has no {cluster.gpu_resource}"
         )
 
         def complete() -> bool:

@@ -33,7 +33,13 @@ def test_pods_start_within_the_startup_slo(cluster, k8s_namespace, slo):
                 name = f"start-{wave}-{i}"
                 cluster.batch.create_namespaced_job(
                     k8s_namespace,
-                    gpu_job(name, k8s_namespace, run_seconds=RUN_SECONDS, pods=profile.workload),
+                    gpu_job(
+                        name,
+                        k8s_namespace,
+                        run_seconds=RUN_SECONDS,
+                        pods=profile.workload,
+                        resource=cluster.gpu_resource,
+                    ),
                 )
             # The next wave only once this one's GPUs are free again.
             recorder.wait_finished(f"start-{wave}-", per_wave, WAVE_TIMEOUT_S)

@@ -193,3 +193,15 @@ def test_local_handle_reads_nothing_it_cannot_reach(tmp_path: Path) -> None:
     handle = ClusterHandle(load_profile("local"), kubeconfig, None, "local")
     with pytest.raises(Exception, match="Preflight cannot use kubeconfig"):
         report.run(handle, timeout_s=1)
+
+
+def test_gpu_resource_follows_what_nodes_advertise() -> None:
+    rosa = load_profile("rosa")
+    plain = _cluster([_node("g", "NVIDIA-A100-SXM4-40GB", 8)], {})
+    das = _cluster(
+        [_node("g", "NVIDIA-A100-SXM4-40GB", 0, **{"mig.das.com/7g.40gb": "8"})],
+        {"inference.redhat.com": ["v1alpha1"]},
+    )
+    assert outlook.gpu_resource(rosa, facts.gather(FakeReader(plain))) == "nvidia.com/gpu"  # type: ignore[arg-type]
+    got = outlook.gpu_resource(rosa, facts.gather(FakeReader(das)))  # type: ignore[arg-type]
+    assert got == rosa.das_suite.whole_gpu_resource == "nvidia.com/mig-7g.40gb"

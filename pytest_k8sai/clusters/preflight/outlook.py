@@ -134,3 +134,16 @@ def outlook(profile: Profile, facts: ClusterFacts, access: list[Access]) -> list
                 o.reasons.append("missing permissions: " + ", ".join(map(str, acc.missing)))
         out.append(o)
     return out
+
+
+def gpu_resource(profile: Profile, facts: ClusterFacts) -> str:
+    """What a whole-GPU pod asks for on this cluster: ``nvidia.com/gpu`` where any node
+    advertises it (or nothing could be read); on a DAS cluster, where the device plugin is off
+    and DAS's webhook rewrites ``nvidia.com/*`` requests to ``mig.das.com/*``, the profile's
+    full-GPU slice (``das_suite.whole_gpu_resource``, e.g. nvidia.com/mig-7g.40gb)."""
+    if facts.nodes is None or facts.total_gpus:
+        return "nvidia.com/gpu"
+    das = any(k.startswith("mig.das.com/") for n in facts.gpu_nodes for k in n.mig)
+    if das or facts.serves(DAS_GROUP, DAS_CLAIMS):
+        return profile.das_suite.whole_gpu_resource
+    return "nvidia.com/gpu"
