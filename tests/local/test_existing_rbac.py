@@ -52,7 +52,15 @@ def runner_kubeconfig(cluster, k8sai_run_id, tmp_path):
     core = cluster.core
     try:
         for doc in docs:
-            utils.create_from_dict(cluster.api_client, doc)
+            try:
+                utils.create_from_dict(cluster.api_client, doc)
+            except utils.FailToCreateError as err:
+                pytest.fail(
+                    f"cannot apply {doc['kind']} {doc['metadata']['name']}: "
+                    f"{[e.status for e in err.api_exceptions]}; a leftover of an earlier run? "
+                    "(k8sai sweep --dry-run lists them)",
+                    pytrace=False,
+                )
         token = core.create_namespaced_service_account_token(
             "k8sai-runner",
             "k8sai-system",
