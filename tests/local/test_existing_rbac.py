@@ -50,10 +50,12 @@ def runner_kubeconfig(cluster, k8sai_run_id, tmp_path):
     ]
     rbac_api = client.RbacAuthorizationV1Api(cluster.api_client)
     core = cluster.core
+    made: list[dict] = []  # only what this test created is deleted
     try:
         for doc in docs:
             try:
                 utils.create_from_dict(cluster.api_client, doc)
+                made.append(doc)
             except utils.FailToCreateError as err:
                 pytest.fail(
                     f"cannot apply {doc['kind']} {doc['metadata']['name']}: "
@@ -97,7 +99,7 @@ def runner_kubeconfig(cluster, k8sai_run_id, tmp_path):
         )
         yield kubeconfig
     finally:
-        for doc in reversed(docs):
+        for doc in reversed(made):
             name = doc["metadata"]["name"]
             try:
                 if doc["kind"] == "ClusterRole":
