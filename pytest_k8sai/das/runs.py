@@ -28,6 +28,7 @@ from pytest_k8sai.das.mig_catalogue import MIG_RESOURCE_PREFIX, load_catalogue
 from pytest_k8sai.das.placement import PlacementRecorder, PlacementReport, analyse, wait_fitting
 from pytest_k8sai.das.planner import Plan, best_packing, whole_gpu_best
 from pytest_k8sai.das.provenance import own_slices
+from pytest_k8sai.das.sizing import limited_per_model
 from pytest_k8sai.das.slowdown import load_slowdown
 from pytest_k8sai.kueue.objects import create_quota_queue
 from pytest_k8sai.measure.joblatency import (
@@ -82,7 +83,9 @@ class Experiment:
 
 
 def experiments(profile: Profile, trace: WhisperTrace) -> dict[str, Experiment]:
-    per_model = profile.das_suite.limited_jobs_per_model
+    # Table 5 runs every job at once on whole GPUs: on a cluster with fewer than the paper's
+    # 8 GPUs the experiment shrinks to what fits, so no job waits.
+    per_model = limited_per_model(profile, len(MODELS))
     full = tuple(trace.alternating(MODELS))
     arms = (WHOLE, SLICED, DAS_SLICED) if local_das(profile) else (WHOLE, SLICED)
     return {
