@@ -96,6 +96,10 @@ class Slo(_Strict):
     kueue_wait_after_free_ratio_max: float = Field(0.1, gt=0)
     # Workloads seen preempted (evicted for a higher priority one) in the + Preemption setup.
     kueue_preemptions_min: float = Field(1.0, ge=0)
+    # + Preemption (paper): large jobs (priority 1000) preempt medium ones, never the reverse.
+    # Kueue's victim choice (withinClusterQueue: LowerPriority) decides it: large jobs
+    # preempted in a run (the most over runs) must stay at 0.
+    kueue_large_jobs_preempted_max: float = Field(0.0, ge=0)
     # Useful GPU time: the jobs' written run times over makespan x the cluster's GPUs (1.0 =
     # every GPU busy with work that completed, from first creation to last completion).
     # Kueue decides how much of the quota it fills; with the whole cluster as quota the local

@@ -265,6 +265,22 @@ def test_preemption_happens(kueue_experiment, slo):
         f"{', '.join(reasons) or 'none'}",
         key="kueue_preemptions_min",
     )
+    # Which jobs Kueue chose as victims: the paper's + Preemption gives the large model the
+    # higher priority (kueue/setups.yaml), so with LowerPriority only medium jobs may go.
+    large = [
+        sum(rec.preemptions for rec in r.records.values() if rec.model == "large") for r in runs
+    ]
+    slo.check(
+        "preemption: large (higher-priority) jobs preempted per run (most)",
+        max(large),
+        unit="",
+        threshold=kueue_experiment.cluster.profile.slo.kueue_large_jobs_preempted_max,
+        op="<=",
+        n=len(runs),
+        source=f"evictions of large-model Workloads per run {large} (all: {per_run}); "
+        "withinClusterQueue LowerPriority must pick medium (priority 0) victims",
+        key="kueue_large_jobs_preempted_max",
+    )
 
 
 def test_priority_lowers_large_job_queue_time(kueue_experiment, slo):
