@@ -374,6 +374,22 @@ def test_kueue_admits_slices_within_quota(das_experiments, kueue_installed, slo)
         key="das_packing_efficiency_min",
         model_check=_layout_reason(profile, runs, kueue=True),
     )
+    # What Kueue decides: whether it keeps admitting while the quota has room (a blocked queue
+    # head, as under StrictFIFO, leaves slices idle that waiting jobs would fit).
+    filled = [r.peak / max(1, sum(r.quota.values())) for r in runs]
+    slo.check(
+        "kueue + slices: quota filled at the peak (worst run)",
+        min(filled),
+        unit="",
+        threshold=profile.slo.das_kueue_quota_filled_min,
+        op=">=",
+        n=len(runs),
+        source=f"pods running at once, peak {worst.peak} / ClusterQueue quota "
+        f"{sum(worst.quota.values())} slices ({worst.quota}); Kueue admits while work waits",
+        samples=filled,
+        statistic="min",
+        key="das_kueue_quota_filled_min",
+    )
     _placement_verdicts(slo, "kueue + slices", runs, profile)
     _mean_jct(slo, "kueue + slices", runs, profile.time_compression)
     queue = queue_minutes(runs, profile.time_compression)
