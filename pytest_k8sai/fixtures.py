@@ -110,7 +110,7 @@ def _preflight(handle: ClusterHandle, state: RunState) -> None:
     (the suites' own checks still decide)."""
     try:
         state.preflight = preflight.run(handle, timeout_s=handle.profile.reach.connect_timeout_s)
-    except K8saiError as exc:
+    except Exception as exc:  # noqa: BLE001 - preflight informs; it must never stop a run
         state.notes.append(f"Preflight could not read the cluster: {exc}")
         return
     # Detection over assumption: namespaces get what the cluster's Kueue needs to manage them.
