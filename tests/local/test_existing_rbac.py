@@ -9,6 +9,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,11 @@ def runner_kubeconfig(cluster, k8sai_run_id, tmp_path):
                     "(k8sai sweep --dry-run lists them)",
                     pytrace=False,
                 )
+        # kube-controller-manager fills the aggregated role's rules from the labelled roles.
+        deadline = time.monotonic() + 30
+        while not rbac_api.read_cluster_role("k8sai-suites").rules:
+            assert time.monotonic() < deadline, "k8sai-suites got no aggregated rules in 30 s"
+            time.sleep(0.2)
         token = core.create_namespaced_service_account_token(
             "k8sai-runner",
             "k8sai-system",
