@@ -37,10 +37,12 @@ def _labelled(doc: dict, run_id: str) -> dict:
     return doc
 
 
-@pytest.fixture
-def runner_kubeconfig(cluster, k8sai_run_id, tmp_path):
-    """Apply the manifest's roles and the runner ServiceAccount as the admin, yield a kubeconfig
-    holding only that ServiceAccount's token, then delete what was applied."""
+@pytest.fixture(scope="module")
+def runner_kubeconfig(cluster, k8sai_run_id, tmp_path_factory):
+    """Apply the manifest's roles and the runner ServiceAccount as the admin (once for this
+    module's tests), yield a kubeconfig holding only that ServiceAccount's token, then delete
+    what was applied and wait until its namespace is gone."""
+    tmp_path = tmp_path_factory.mktemp("runner")
     if cluster.provider != "local":
         pytest.skip("applies cluster roles: only on the local tier's own cluster")
     docs = [
@@ -117,6 +119,19 @@ def runner_kubeconfig(cluster, k8sai_run_id, tmp_path):
             except ApiException as exc:
                 if exc.status != 404:
                     raise
+        # A namespace is deleted in the background: wait, so a later apply does not meet it.
+        deadline = time.monotonic() + 60
+        for doc in made:
+            if doc["kind"] != "Namespace":
+                continue
+            while time.monotonic() < deadline:
+                try:
+                    core.read_namespace(doc["metadata"]["name"])
+                except ApiException as exc:
+                    if exc.status == 404:
+                        break
+                    raise
+                time.sleep(0.5)
 
 
 def _existing_profile(tmp_path: Path, kubeconfig: Path, session_profile) -> Path:

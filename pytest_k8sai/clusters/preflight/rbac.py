@@ -80,7 +80,9 @@ def review(reader: Reader, perm: Permission) -> bool:
         "spec": {
             "resourceAttributes": {
                 "group": perm.group,
-                "resource": perm.resource,
+                # "jobs/status" in a role is resource "jobs", subresource "status" in a review
+                "resource": perm.resource.partition("/")[0],
+                "subresource": perm.resource.partition("/")[2],
                 "verb": perm.verb,
             }
         },
