@@ -30,6 +30,7 @@ from pytest_k8sai.core.paper import paper_numbers
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.core.requirements import requirements_of
 from pytest_k8sai.core.verdicts import BoundVerdicts
+from pytest_k8sai.report.aic.evidence import AicEvidence
 from pytest_k8sai.report.labels import setup_of, suite_of
 from pytest_k8sai.report.plots import PlotLog
 from pytest_k8sai.report.tables import TableLog
@@ -70,6 +71,14 @@ def k8sai_plots(pytestconfig: pytest.Config) -> PlotLog:
     """``k8sai_plots.render("name.png", plots.makespan_by_setup, data, title=, suite=)``:
     a PNG in <results-dir>/plots, listed in results.json and attached in Allure."""
     return get_state(pytestconfig).plots
+
+
+@pytest.fixture
+def aic(request: pytest.FixtureRequest) -> AicEvidence:
+    """``aic.tier("runtime"|"api", what)``, ``aic.partial(why)``, ``aic.note(text)``,
+    ``aic.absent(why)``, ``aic.untestable(why)``: what this AI-conformance check saw, for the
+    checklist (``--aic-report``; docs/conformance.md)."""
+    return get_state(request.config).aic.bind(request.node.nodeid)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from pytest_k8sai.core.requirements import requirements_of, skip_reason
 from pytest_k8sai.core.verdicts import BoundVerdicts
 from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers them
     _k8sai_cluster_requirements,
+    aic,
     cluster,
     k8s_namespace,
     k8sai_plots,
@@ -27,6 +28,7 @@ from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers
 )
 from pytest_k8sai.report import allure as allure_out
 from pytest_k8sai.report import junit, terminal
+from pytest_k8sai.report.aic.session import check_marker_ids
 from pytest_k8sai.report.labels import suite_of
 from pytest_k8sai.report.session import RunReport
 from pytest_k8sai.runstate import STATE, get_state, start_session
@@ -37,6 +39,8 @@ MARKERS = (
     "pr: fast checks for every pull request",
     "nightly: long-running performance checks",
     "conformance: behaviour the AI stack's APIs promise",
+    "aic(*ids): a check of the Kubernetes AI Conformance requirement ids named (e.g. "
+    "gang_scheduling); implies conformance; --aic-report fills the checklist from them",
     "requires(*names): skip unless the cluster profile has every named capability "
     f"({', '.join(REQUIREMENTS)})",
 )
@@ -97,6 +101,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="attach to the cluster, print what it has, what this identity may do there and "
         "which suites will run, then stop before any test (exit 0: every suite runs in full; "
         "1: not; 3: unreachable). docs/preflight.md",
+    )
+    group.addoption(
+        "--aic-report",
+        default=None,
+        metavar="PATH",
+        help="write the Kubernetes AI Conformance checklist, filled from the run's "
+        "@pytest.mark.aic checks, to PATH (also <results-dir>/aic-checklist.yaml and "
+        "results.json; e.g. pytest -m conformance --aic-report PRODUCT.yaml). "
+        "docs/conformance.md",
+    )
+    group.addoption(
+        "--aic-requirements",
+        default=None,
+        metavar="PATH",
+        help="the program's requirement file (AIConformance-1.NN.yaml) to fill, for a "
+        "Kubernetes version whose file does not ship with pytest-k8sai (1.33-1.36 do)",
     )
     group.addoption(
         "--mutant",
@@ -217,10 +237,39 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if report.baseline_errors and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
+    state.finish_conformance()
+    checklist = state.aic_session
+    if checklist.report_path is not None and checklist.error and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
     report.finish(int(session.exitstatus), allure_out.alluredir(session.config))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # tryfirst: before -m deselects, so `-m conformance` selects every aic check.
+    for item in items:
+        ids = [i for m in item.iter_markers("aic") for i in m.args]
+        if ids or item.get_closest_marker("aic") is not None:
+            try:
+                check_marker_ids(item.nodeid, ids)
+            except K8saiError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            item.add_marker(pytest.mark.conformance)
+    _skip_unmet_requirements(config, items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """The AI Conformance checks this session will run (after deselection)."""
+    state = session.config.stash.get(STATE, None)
+    if state is None:
+        return
+    for item in session.items:
+        ids = [i for m in item.iter_markers("aic") for i in m.args]
+        if ids:
+            state.aic_session.checks[item.nodeid] = ids
+
+
+def _skip_unmet_requirements(config: pytest.Config, items: list[pytest.Item]) -> None:
     state = config.stash[STATE]
     if allure_out.alluredir(config) is not None:
         allure_out.add_labels(items)
@@ -237,4 +286,5 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     state = terminalreporter.config.stash.get(STATE, None)
     if state is not None:
         terminal.write_summary(terminalreporter, state.tables, state.verdicts, state.report)
+        terminal.write_conformance(terminalreporter, state.aic_session.result)
         terminal.write_notes(terminalreporter, state.notes)

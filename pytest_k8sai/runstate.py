@@ -20,6 +20,8 @@ from pytest_k8sai.core import mutants
 from pytest_k8sai.core.errors import K8saiError
 from pytest_k8sai.core.profiles import LOCAL_CLUSTER_ENV, Profile, load_profile
 from pytest_k8sai.core.verdicts import VERDICTS_FILE, VerdictLog
+from pytest_k8sai.report.aic import session as aic_checklist
+from pytest_k8sai.report.aic.evidence import EvidenceLog
 from pytest_k8sai.report.baseline import load_baseline
 from pytest_k8sai.report.plots import PLOTS_DIR, PlotLog
 from pytest_k8sai.report.session import RunReport, command_line, environment
@@ -51,6 +53,10 @@ class RunState:
     cluster: ClusterHandle | None = None
     # What preflight found once the cluster was up (None before, or if it could not read).
     preflight: Preflight | None = None
+    # What the AI-conformance checks (@pytest.mark.aic) saw, for the checklist.
+    aic: EvidenceLog = field(default_factory=EvidenceLog)
+    # --aic-report / --aic-requirements, the marked checks collected, and the filled checklist.
+    aic_session: aic_checklist.AicSession = field(default_factory=aic_checklist.AicSession)
 
     def header_lines(self) -> list[str]:
         """What pytest prints under its own header: profile, run id, results, baseline."""
@@ -69,6 +75,32 @@ class RunState:
                 )
             lines += [f"k8sai: BASELINE ERROR: {e}" for e in report.baseline_errors]
         return lines
+
+    def finish_conformance(self) -> None:
+        """Fill the AI Conformance checklist from the marked checks (if the run had any, or
+        --aic-report asked for one): results.json, aic-checklist.yaml, --aic-report."""
+        s = self.aic_session
+        if not s.wanted or self.report is None:
+            return
+        version = self.preflight.facts.version if self.preflight is not None else ""
+        p = self.profile
+        try:
+            s.result = aic_checklist.finish(
+                s,
+                version="" if version == "unknown" else version,
+                tier=aic_checklist.tier_of(p.name, p.provider, p.local.gpu_nodes == "real"),
+                outcomes=self.report.results.tests,
+                verdicts=self.verdicts.verdicts,
+                evidence=self.aic,
+                results_json=self.report.path,
+                metadata=p.conformance.metadata,
+                run_id=self.run_id,
+            )
+        except K8saiError as exc:
+            s.error = str(exc)
+            self.notes.append(f"AI conformance checklist not written: {exc}")
+            return
+        self.report.on_conformance(s.result.as_dict())
 
     def attach_cluster(self, handle: ClusterHandle) -> None:
         """The cluster is up: its versions go into the results file."""
@@ -115,6 +147,11 @@ def start_session(config: pytest.Config) -> RunState:
         verdicts=VerdictLog(results_dir / VERDICTS_FILE, run_id=run_id),
         tables=TableLog(results_dir / TABLES_FILE),
         plots=PlotLog(results_dir / PLOTS_DIR),
+    )
+    state.aic_session = aic_checklist.AicSession.from_options(
+        getattr(opt, "aic_report", None),
+        getattr(opt, "aic_requirements", None),
+        config.invocation_params.dir,
     )
     if not opt.collectonly and not opt.help:
         state.report = RunReport(

@@ -371,6 +371,16 @@ EXISTING_WORKLOAD = {
 }
 
 
+class Conformance(_Strict):
+    """What ``--aic-report`` writes besides the checks' statuses (docs/conformance.md)."""
+
+    # The checklist's metadata fields (platformName, platformVersion, vendorName, websiteUrl,
+    # documentationUrl, productLogoUrl, description, contactEmailAddress, k8sConformanceUrl
+    # ...); left as the template's "[...]" placeholders when unset. kubernetesVersion is
+    # always the cluster's.
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
 class Profile(_Strict):
     name: str
     description: str = ""
@@ -388,6 +398,7 @@ class Profile(_Strict):
     gaie_suite: GaieSuite = Field(default_factory=GaieSuite)
     local: LocalTier = Field(default_factory=LocalTier)
     workload: WorkloadPods = Field(default_factory=WorkloadPods)
+    conformance: Conformance = Field(default_factory=Conformance)
     # slo field -> the trials its threshold was calibrated on (tiers whose control plane
     # shares cores with the harness do not meet the paper's absolute values).
     calibration: dict[str, Calibration] = Field(default_factory=dict)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,8 +92,15 @@ def _escape_key(key: str) -> str:
     return key
 
 
-def write_environment(directory: Path, env: Environment, run_id: str, results: Path) -> Path:
-    """Allure's overview lists these key=value pairs under Environment."""
+def write_environment(
+    directory: Path,
+    env: Environment,
+    run_id: str,
+    results: Path,
+    conformance: Mapping[str, Any] | None = None,
+) -> Path:
+    """Allure's overview lists these key=value pairs under Environment; with a filled AI
+    Conformance checklist, one pair per requirement id (its status and evidence tier)."""
     pairs = {
         "run id": run_id,
         "profile": env.profile,
@@ -103,6 +111,12 @@ def write_environment(directory: Path, env: Environment, run_id: str, results: P
         "results": str(results),
         **{f"version {k}": v for k, v in env.versions.items()},
     }
+    for item in (conformance or {}).get("ids", []):
+        pairs[f"AI conformance {item['id']} ({item['level']})"] = (
+            f"{item['status']} - {item['tier']}"
+            if item["status"] != "needs attestation"
+            else f"needs attestation - {item['reason']}"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / ENVIRONMENT_FILE
     # Properties format: escape the separators in keys, one pair per line.

@@ -173,6 +173,9 @@ class Results(_Model):
     comparison: Comparison | None = None
     plots: list[PlotFile] = Field(default_factory=list)
     files: dict[str, str] = Field(default_factory=dict)  # role -> path relative to the file
+    # The Kubernetes AI Conformance checklist this run filled (runs with @pytest.mark.aic
+    # checks or --aic-report): per id its status, reason, tier, checks, figures and evidence.
+    conformance: dict[str, Any] | None = None
 
     model_config = ConfigDict(extra="forbid", ser_json_inf_nan="strings", populate_by_name=True)
 

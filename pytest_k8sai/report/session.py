@@ -203,6 +203,12 @@ class RunReport:
             self.results.environment.preflight = dict(data)
             self.writer.write()
 
+    def on_conformance(self, data: Mapping[str, Any]) -> None:
+        """The AI Conformance checklist the run filled (report/aic)."""
+        with self.timed():
+            self.results.conformance = dict(data)
+            self.writer.write()
+
     def on_test_report(self, report: pytest.TestReport) -> None:
         """Keeps one outcome per test (the worst of its phases); written at its teardown."""
         with self.timed():
@@ -257,7 +263,9 @@ class RunReport:
             except OSError as exc:
                 self.writer.error = self.writer.error or f"could not write summary: {exc}"
             if alluredir is not None:
-                allure_out.write_environment(alluredir, res.environment, res.run_id, self.path)
+                allure_out.write_environment(
+                    alluredir, res.environment, res.run_id, self.path, res.conformance
+                )
         # The last write's own time is counted too, so the file's figure is a floor.
         res.report_overhead_s = self.seconds + self.plots.seconds
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_k8sai.core.verdicts import VerdictLog, format_verdict_rows
+from pytest_k8sai.report.aic.session import AicResult
 from pytest_k8sai.report.session import RunReport
 from pytest_k8sai.report.summary import comparison_lines
 from pytest_k8sai.report.tables import TableLog
@@ -33,6 +34,22 @@ def write_summary(
     if report is not None:
         _write_comparison(tr, report)
         _write_files(tr, report)
+
+
+def write_conformance(tr: pytest.TerminalReporter, result: AicResult | None) -> None:
+    """The filled AI Conformance checklist: one line per id, then where it was written and
+    what still stands between it and a submission."""
+    if result is None:
+        return
+    tr.write_sep("=", "k8sai AI conformance checklist")
+    for line in result.summary_lines():
+        tr.write_line(line)
+    for path in result.written:
+        tr.write_line(f"checklist: {path}")
+    for problem in result.problems:
+        tr.write_line(f"CHECKLIST PROBLEM: {problem}", red=True, bold=True)
+    if result.gaps:
+        tr.write_line(f"before a submission ({len(result.gaps)}): " + "; ".join(result.gaps))
 
 
 def write_notes(tr: pytest.TerminalReporter, notes: list[str]) -> None:

@@ -452,6 +452,7 @@ def test_real_das_packs_the_full_trace(das_experiments, slo):
 @pytest.mark.pr
 @pytest.mark.conformance
 @pytest.mark.requires("das", "mig")
+@pytest.mark.aic("gpu_sharing")  # DAS slices GPUs just in time (docs/conformance.md)
 def test_das_webhook_rewrites_slice_requests(das_experiments, slo):
     runs = das_experiments.get("full", das_arm(das_experiments.cluster.profile).name)
     problems = [p for r in runs for p in (r.webhook_problems or [])]
@@ -468,6 +469,7 @@ def test_das_webhook_rewrites_slice_requests(das_experiments, slo):
 @pytest.mark.pr
 @pytest.mark.conformance
 @pytest.mark.requires("das", "mig")
+@pytest.mark.aic("gpu_sharing")  # DAS slices GPUs just in time (docs/conformance.md)
 def test_das_claims_follow_lifecycle_and_are_released(das_experiments, slo):
     runs = das_experiments.get("full", das_arm(das_experiments.cluster.profile).name)
     problems, leftover = [], []

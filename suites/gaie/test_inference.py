@@ -27,6 +27,10 @@ def _levels(gaie, kind: str) -> list[int]:
     return s.routing_concurrency if kind == "routing" else s.overhead_concurrency
 
 
+# AI conformance (advanced_inference_ingress): an InferencePool whose endpoint picker routes
+# by prefix. On the local tier the gateway is this project's ext_proc gateway and the model
+# servers are simulators, so the evidence is API-level only (docs/conformance.md).
+@pytest.mark.aic("advanced_inference_ingress")
 def test_epp_routes_requests_to_pool_replicas(gaie, slo):
     """Each configuration's EPP sends requests to the pool's replicas: the random picker
     spreads them, the prefix-aware scorers keep repeats of one prompt on one replica."""
@@ -174,6 +178,7 @@ def test_overhead_of_gateway_and_pool_on_ttft(gaie, slo):
     _failed_share_checks(slo, gaie, "overhead", run.paths)
 
 
+@pytest.mark.aic("advanced_inference_ingress")
 def test_prefix_aware_routing_beats_random(gaie, slo):
     """Paper Fig. 6/7: random over prefix-aware mean TTFT, P99 TTFT reduction, e2e."""
     run = gaie.routing()

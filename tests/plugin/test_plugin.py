@@ -11,6 +11,7 @@ import json
 import sys
 
 import pytest
+import yaml
 
 pytest_plugins = ["pytester"]
 
@@ -239,6 +240,7 @@ def test_kind_profile_is_refused_naming_the_field(run, pytester):
 FAKE_PROVIDER_CONFTEST = """
 import json, pathlib
 import pytest
+import yaml
 import pytest_k8sai.fixtures
 from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
 
@@ -314,6 +316,7 @@ def test_cluster_fixture_lifecycle(run, pytester, fail, keep, events):
 FAKE_CORE_CONFTEST = '''
 import json, pathlib
 import pytest
+import yaml
 import pytest_k8sai.fixtures
 from kubernetes.client.exceptions import ApiException
 from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
@@ -405,6 +408,7 @@ def test_k8s_namespace_labels_waits_and_deletes(run, pytester, sa_after):
 MISSING_CONFTEST = """
 import pathlib
 import pytest
+import yaml
 import pytest_k8sai.fixtures
 from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
 
@@ -493,3 +497,58 @@ def test_sigterm_tears_fixtures_down_like_ctrl_c(tmp_path):
         proc.kill()
     assert torn_down.exists(), out.decode()
     assert proc.returncode == 2, out.decode()  # pytest's "interrupted"
+
+
+AIC_CHECKS = """
+import pytest
+import yaml
+
+@pytest.mark.aic("gang_scheduling")
+def test_gang(aic, slo):
+    aic.tier("api", "Kueue admitted the job whole")
+    aic.note("3 pods admitted together")
+    slo.info("pods admitted together", 3, unit="pods", n=1, source="Workload podSetAssignments")
+
+@pytest.mark.aic("ai_inference")
+def test_gateway(aic):
+    aic.absent("Gateway API CRDs are not served")
+
+def test_not_a_check():
+    pass
+"""
+
+
+def test_aic_report_fills_the_checklist_from_marked_checks(run, pytester: pytest.Pytester):
+    from pytest_k8sai.core.data import data_file
+
+    pytester.makepyfile(test_checks=AIC_CHECKS)
+    reqs = data_file("report", "aic", "AIConformance-1.36.yaml")
+    result = run(
+        "-m", "conformance", "--aic-report", "out/PRODUCT.yaml",
+        f"--aic-requirements={reqs}", "--results-dir", "res",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, skipped=1, deselected=1)
+    text = result.stdout.str()
+    assert "k8sai AI conformance checklist" in text
+    assert "CHECKLIST PROBLEM" not in text
+    doc = yaml.safe_load((pytester.path / "out" / "PRODUCT.yaml").read_text())
+    items = {i["id"]: i for c in doc["spec"].values() for i in c}
+    assert items["gang_scheduling"]["status"] == "Implemented"
+    assert items["gang_scheduling"]["evidence"] == [
+        "file://../res/results.json#test_checks.py::test_gang"
+    ]
+    assert "pods admitted together = 3 pods (INFO, n 1)" in items["gang_scheduling"]["notes"]
+    assert items["ai_inference"]["status"] == "Not Implemented"
+    assert "Gateway API CRDs are not served" in items["ai_inference"]["notes"]
+    assert items["secure_accelerator_access"]["status"] == ""
+    results = json.loads((pytester.path / "res" / "results.json").read_text())
+    assert results["conformance"]["schema_problems"] == []
+    assert (pytester.path / "res" / "aic-checklist.yaml").exists()
+
+
+def test_unknown_aic_id_is_a_usage_error(run, pytester: pytest.Pytester):
+    pytester.makepyfile(
+        test_bad="import pytest\n\n@pytest.mark.aic('gang')\ndef test_x():\n    pass\n"
+    )
+    line = _assert_one_paragraph_usage_error(run())
+    assert "unknown id gang" in line and "gang_scheduling" in line

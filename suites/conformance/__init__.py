@@ -1,0 +1,1 @@
+"""The AI-conformance checks: one test per Kubernetes AI Conformance requirement id."""
