@@ -51,13 +51,24 @@ class RunResult:
 
         - ``start``: admission -> pod Running (unsuspend, Job controller, kube-scheduler, node).
           Without Kueue, for pods created while a GPU was free: creation -> pod Running.
-        - ``retry``: capacity freed (the last completion before the job got going, or its
-          creation if later) -> admitted (Kueue: inadmissible workloads are requeued in
-          batches of up to 1 s, pkg/cache/queue/inadmissible_workloads.go) or, without Kueue,
-          -> pod Running (kube-scheduler retries unschedulable pods with a 1-10 s backoff).
+        - ``retry``: capacity freed -> the job got its place. With Kueue: the last Job
+          completion before its admission (Kueue releases quota when the Workload finishes;
+          or its creation if later) -> admitted (inadmissible workloads are requeued in
+          batches of up to 1 s, pkg/cache/queue/inadmissible_workloads.go). Without Kueue: the
+          last pod termination before its pod was bound (kube-scheduler frees a GPU when the
+          pod ends, not when its Job is marked Complete, which comes later) -> pod bound
+          (kube-scheduler requeues unschedulable pods on that event; backoff 1-10 s).
           Designed waits of the platform, which time compression magnifies.
         """
-        completions = sorted(r.completed for r in self.records.values() if r.completed)
+        if self.kueue:
+            frees = [r.completed for r in self.records.values() if r.completed]
+        else:
+            frees = [
+                r.pod_finished if r.pod_finished is not None else r.completed
+                for r in self.records.values()
+                if r.pod_finished is not None or r.completed
+            ]
+        completions = sorted(t for t in frees if t is not None)
 
         def freed_before(t: float) -> float | None:
             i = bisect.bisect_left(completions, t)
@@ -73,10 +84,12 @@ class RunResult:
                 freed = freed_before(r.first_admitted)
                 retry.append((r.first_admitted - max(r.created, freed or r.created)) * 1000)
                 start.append((r.pod_running - r.first_admitted) * 1000)
-            elif (freed := freed_before(r.pod_running)) is None or freed < r.created:
+                continue
+            placed = r.pod_bound if r.pod_bound is not None else r.pod_running
+            if (freed := freed_before(placed)) is None or freed < r.created:
                 start.append((r.pod_running - r.created) * 1000)
             else:
-                retry.append((r.pod_running - freed) * 1000)
+                retry.append((placed - freed) * 1000)
         return retry, start
 
 

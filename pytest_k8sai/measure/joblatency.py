@@ -76,6 +76,9 @@ class JobRecord:
     admissions: list[tuple[float, float | None]] = dataclasses.field(default_factory=list)
     pod_created: float | None = None  # first event of a Pod of this Job
     pod_running: float | None = None  # first Pod of this Job seen Running
+    # First Pod of this Job seen with spec.nodeName: kube-scheduler bound it (before the node
+    # starts it, which on a real kubelet takes ~1 s of its own).
+    pod_bound: float | None = None
     pod_finished: float | None = None  # first Pod of this Job seen Succeeded or Failed
     completed: float | None = None
     failed: bool = False
@@ -394,6 +397,8 @@ class JobLatencyRecorder:
         phase = (obj.get("status") or {}).get("phase")
         if rec.pod_created is None:
             rec.pod_created = t
+        if rec.pod_bound is None and (obj.get("spec") or {}).get("nodeName"):
+            rec.pod_bound = t
         if rec.pod_running is None and phase == "Running":
             rec.pod_running = t
         if rec.pod_finished is None and phase in ("Succeeded", "Failed"):

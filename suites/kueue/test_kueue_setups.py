@@ -98,14 +98,19 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
         who = (
             "Kueue requeues inadmissible workloads in batches of up to 1 s"
             if setup.kueue
-            else "kube-scheduler retries unschedulable pods with 1-10 s backoff"
+            else "kube-scheduler requeues unschedulable pods when a pod ends (backoff 1-10 s)"
         )
         slo.info(
             f"{setup.name}: wait after a GPU frees, median",
             statistics.median(retry),
             unit="ms",
             n=len(retry),
-            source=f"last completion -> {'admitted' if setup.kueue else 'pod Running'}; {who}; "
+            source=(
+                "last Job completion -> admitted"
+                if setup.kueue
+                else "last pod ended (GPU freed) -> pod bound by kube-scheduler"
+            )
+            + f"; {who}; "
             f"x{profile.time_compression:g} in paper time",
             samples=retry,
         )

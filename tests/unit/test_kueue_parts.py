@@ -176,6 +176,37 @@ def test_latencies_without_kueue_use_pod_start():
     assert retry == pytest.approx([1500.0])  # freed at 5.0, Running at 6.5: scheduler backoff
 
 
+def test_without_kueue_the_gpu_frees_when_the_pod_ends_not_when_the_job_completes():
+    from pytest_k8sai.measure.joblatency import JobRecord
+
+    # a's pod ends at 5.0, kube-scheduler binds b's pod at 5.05, the node starts it at 6.2;
+    # the Job controller marks a Complete only at 5.3, after b was bound.
+    first = JobRecord(
+        name="a", created=0.0, admissions=[(0.0, None)], pod_bound=0.01, pod_running=0.03,
+        pod_finished=5.0, completed=5.3,
+    )  # fmt: skip
+    pending = JobRecord(
+        name="b", created=0.1, admissions=[(0.1, None)], pod_bound=5.05, pod_running=6.2,
+        pod_finished=9.0, completed=9.3,
+    )  # fmt: skip
+    retry, start = _run_result([first, pending], kueue=False).latencies_ms()
+    assert retry == pytest.approx([50.0])  # not 6.2 - (no completion before) or an older one
+    assert start == pytest.approx([30.0])
+
+
+def test_recorder_sees_the_pod_bound_before_running():
+    from pytest_k8sai.measure.joblatency import JobLatencyRecorder
+
+    rec = JobLatencyRecorder(None, "ns", kueue=False)  # type: ignore[arg-type]
+    pod = {"metadata": {"name": "p", "labels": {"job-name": "j"}}, "spec": {}, "status": {}}
+    rec.on_event("Pod", "ADDED", pod, 1.0)
+    rec.on_event("Pod", "MODIFIED", {**pod, "spec": {"nodeName": "n"}}, 2.0)
+    running = {**pod, "spec": {"nodeName": "n"}, "status": {"phase": "Running"}}
+    rec.on_event("Pod", "MODIFIED", running, 3.0)
+    r = rec.records()["j"]
+    assert (r.pod_created, r.pod_bound, r.pod_running) == (1.0, 2.0, 3.0)
+
+
 def test_parse_admissions_keeps_decision_order_for_one_namespace():
     from pytest_k8sai.kueue.log import parse_admissions
 
