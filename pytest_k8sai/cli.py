@@ -136,7 +136,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     older = sweep.parse_age(args.older_than) if args.older_than else None
     handle = _attached(args)
     timeout = handle.profile.reach.connect_timeout_s
-    api = preflight.api_client(handle, timeout)
+    api = preflight.api_client(handle)
     try:
         found, unreadable = sweep.find(Reader(api, timeout), args.run_id, older)
         now = datetime.now(UTC)

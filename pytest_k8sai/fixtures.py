@@ -135,7 +135,7 @@ def _audit(handle: ClusterHandle, state: RunState) -> list[str]:
     """Warnings naming each object this run left on a cluster that outlives it."""
     timeout = handle.profile.reach.connect_timeout_s
     try:
-        api = preflight.api_client(handle, timeout)
+        api = preflight.api_client(handle)
     except K8saiError as exc:
         return [f"Could not audit what this run left on the cluster: {exc}"]
     try:

@@ -7,6 +7,7 @@ import math
 from collections.abc import Sequence
 
 from pytest_k8sai.das.runs import ArmResult
+from pytest_k8sai.das.sizing import PAPER_BEST_FULL
 from pytest_k8sai.measure import stats
 from pytest_k8sai.report.tables import Table
 
@@ -28,8 +29,8 @@ PAPER = {
         "p95": (51, 36),
         "std": (14, 9),
         # The planner's best for 16 x 1g.5gb + 16 x 3g.20gb on 8 A100-40GB is 28; DAS got 25.
-        "best": (8, 28),
-        "packing": (1.0, 25 / 28),
+        "best": (8, PAPER_BEST_FULL),
+        "packing": (1.0, 25 / PAPER_BEST_FULL),
     },
 }
 LOCAL_NOTE = (

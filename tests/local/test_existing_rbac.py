@@ -167,7 +167,7 @@ def test_runner_role_allows_the_suites_and_nothing_else(runner_kubeconfig, tmp_p
         assert access[suite].ok, f"{suite}: {access[suite].missing or access[suite].unknown}"
     assert {s.suite: s.status for s in found.suites}["smoke"] == "will run", report.render(found)
     # Outside the role: reading Secrets, and a ClusterRole of one's own, are refused.
-    api = report.api_client(handle, 10)
+    api = report.api_client(handle)
     try:
         with pytest.raises(ApiException) as refused:
             client.CoreV1Api(api).list_secret_for_all_namespaces()

@@ -231,3 +231,25 @@ def test_absent_and_untestable_raise_not_applicable():
     assert log.checks["t::a"].absent == "no CRDs"
     with pytest.raises(ValueError, match="runtime, api"):
         log.bind("t::b").tier("kwok", "x")  # type: ignore[arg-type]
+
+
+def test_allure_overview_lists_each_id(tmp_path: Path):
+    from pytest_k8sai.report.allure import ENVIRONMENT_FILE, write_environment
+    from pytest_k8sai.report.results import Environment
+
+    env = Environment(
+        profile="local", provider="local", time_compression=60, profile_data={}, python="3.11",
+        pytest="8", pytest_k8sai="0", host="h", command=[],
+    )  # fmt: skip
+    conformance = {
+        "ids": [
+            {"id": "gang_scheduling", "level": "MUST", "status": "Implemented",
+             "tier": "the local tier", "reason": "r"},
+            {"id": "workload_sandboxing", "level": "SHOULD", "status": "needs attestation",
+             "tier": "t", "reason": "no check covers it"},
+        ]
+    }  # fmt: skip
+    write_environment(tmp_path, env, "r1", tmp_path / "results.json", conformance)
+    text = (tmp_path / ENVIRONMENT_FILE).read_text()
+    assert "AI\\ conformance\\ gang_scheduling\\ (MUST)=Implemented - the local tier" in text
+    assert "workload_sandboxing\\ (SHOULD)=needs attestation - no check covers it" in text

@@ -59,7 +59,8 @@ class Preflight:
         }
 
 
-def api_client(handle: ClusterHandle, timeout_s: float) -> client.ApiClient:
+def api_client(handle: ClusterHandle) -> client.ApiClient:
+    """A client of its own (no retries); each read's timeout is the Reader's."""
     cfg = client.Configuration()
     try:
         config.load_kube_config(
@@ -80,7 +81,7 @@ def api_client(handle: ClusterHandle, timeout_s: float) -> client.ApiClient:
 def run(handle: ClusterHandle, timeout_s: float = 10.0) -> Preflight:
     """Read everything preflight reports; create nothing."""
     started = time.monotonic()
-    api = api_client(handle, timeout_s)
+    api = api_client(handle)
     try:
         reader = Reader(api, timeout_s)
         cf = factsmod.gather(reader, handle.versions, handle.endpoints)
