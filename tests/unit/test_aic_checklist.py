@@ -178,7 +178,11 @@ def test_finish_writes_the_checklist_beside_results_and_to_the_report(tmp_path: 
     results.parent.mkdir()
     results.write_text("{}")
     session = AicSession(report_path=tmp_path / "out" / "PRODUCT.yaml")
-    session.checks = {"t::gang": ["gang_scheduling"], "t::sec": ["secure_accelerator_access"]}
+    session.checks = {
+        "t::gang": ["gang_scheduling"],
+        "t::sec": ["secure_accelerator_access"],
+        "t::dra": ["dra_support"],  # not an id of 1.36: kept in results.json only
+    }
     log = EvidenceLog()
     with pytest.raises(Untestable):
         log.bind("t::sec").untestable("KWOK nodes run no containers")
@@ -206,6 +210,8 @@ def test_finish_writes_the_checklist_beside_results_and_to_the_report(tmp_path: 
     sec = written["spec"]["security"][0]
     assert sec["status"] == "" and "KWOK nodes run no containers" in sec["notes"]
     assert result.as_dict()["ids"][0]["status"] in ("needs attestation", "Implemented")
+    assert [o["id"] for o in result.as_dict()["ids_not_in_checklist"]] == ["dra_support"]
+    assert "dra_support" not in {i["id"] for c in written["spec"].values() for i in c}
 
 
 def test_metadata_fields_the_file_lacks_are_a_profile_error(tmp_path: Path):

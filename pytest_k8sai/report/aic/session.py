@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from pytest_k8sai.core.verdicts import Verdict
-from pytest_k8sai.report.aic.checklist import CheckResult, ClusterTier, IdOutcome, fill
+from pytest_k8sai.report.aic.checklist import CheckResult, ClusterTier, IdOutcome, decide, fill
 from pytest_k8sai.report.aic.evidence import EvidenceLog
 from pytest_k8sai.report.aic.requirements import (
     AicError,
@@ -76,12 +76,16 @@ class AicResult:
     problems: list[str]
     gaps: list[str]
     written: list[Path]
+    # Ids the run checked that this version's checklist does not have (e.g. dra_support on
+    # 1.36): judged by the same rule, kept in results.json only.
+    other: list[IdOutcome] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "kubernetes_version": self.document["metadata"].get("kubernetesVersion", ""),
             "requirements_file": self.requirements_file,
             "ids": [o.as_dict() for o in self.outcomes],
+            "ids_not_in_checklist": [o.as_dict() for o in self.other],
             "schema_problems": self.problems,
             "submission_gaps": self.gaps,
             "checklist_files": [str(p) for p in self.written],
@@ -177,7 +181,15 @@ def finish(
             f"the requirement file {reqs_path.name} is for v{reqs.version}, the cluster runs "
             f"{version}: the program expects the file of the cluster's version"
         )
+    in_file = set(reqs.ids())
+    notes = id_notes()
+    other = [
+        decide(i, "", "", [c for c in checks if i in c.ids], notes[i], tier, "results.json")
+        for i in sorted({i for c in checks for i in c.ids} - in_file)
+        if i in notes
+    ]
     return AicResult(
+        other=other,
         document=document,
         outcomes=result_outcomes,
         requirements_file=str(reqs_path),
