@@ -36,8 +36,10 @@ def gpu_job(
     image: str | None = None,
     labels: dict[str, str] | None = None,
     pods: WorkloadPods | None = None,
+    parallelism: int = 1,
 ) -> dict[str, Any]:
-    """A one-pod Job asking for ``gpus`` of ``resource`` (whole GPUs, or MIG slices such as
+    """A Job of ``parallelism`` pods (all run at once, each must complete), each asking for
+    ``gpus`` of ``resource`` (whole GPUs, or MIG slices such as
     ``nvidia.com/mig-1g.5gb``) that runs for ``run_seconds``: on KWOK by its annotations, on
     a node that really starts containers by ``sleep`` (``pods``: the profile's workload)."""
     pods = pods or WorkloadPods()
@@ -67,8 +69,8 @@ def gpu_job(
             # Created suspended, as Kueue expects: it unsuspends the Job on admission.
             "suspend": queue is not None,
             "backoffLimit": 0,
-            "completions": 1,
-            "parallelism": 1,
+            "completions": parallelism,
+            "parallelism": parallelism,
             "template": {
                 "metadata": {
                     "annotations": kwok.run_for(run_seconds),
