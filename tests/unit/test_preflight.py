@@ -18,15 +18,19 @@ CLUSTER_WRITES = {"namespaces", "resourceflavors", "clusterqueues", "workloadpri
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 # Namespaced kinds the suites write in their own namespaces (and DAS's claims of their pods).
 NAMESPACED_WRITES = {"jobs", "localqueues", "allocationclaims"}
+# The AI Conformance checks' probe pods, and the Gateway, HTTPRoute and backend Services of
+# ai_inference, all in the run's own namespace.
+NAMESPACED_WRITES |= {"pods", "services", "gateways", "httproutes"}
 # Reviews are writes by verb but read nothing and change nothing.
 REVIEWS = {"selfsubjectaccessreviews", "selfsubjectrulesreviews"}
 
 
 def test_manifest_has_a_role_per_suite_and_an_aggregate() -> None:
     perms = rbac.suite_permissions()
-    assert set(perms) == {"common", "smoke", "kueue", "das"}  # gaie creates no API objects
+    # gaie creates no API objects
+    assert set(perms) == {"common", "smoke", "kueue", "das", "conformance"}
     kinds = [d["kind"] for d in rbac.manifest_docs()]
-    assert kinds.count("ClusterRole") == 5
+    assert kinds.count("ClusterRole") == 6
     agg = [d for d in rbac.manifest_docs() if "aggregationRule" in d]
     assert [d["metadata"]["name"] for d in agg] == ["k8sai-suites"]
 

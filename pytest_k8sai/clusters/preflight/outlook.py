@@ -17,6 +17,8 @@ SUITE_NEEDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "kueue": (("kueue", "gpu"), ()),
     "das": (("gpu", "mig"), ("kueue", "das")),
     "gaie": (("inference_gateway",), ()),
+    # Each AI Conformance check decides for itself (absent / untestable): none is needed.
+    "conformance": ((), ("kueue", "gpu")),
 }
 # What the local tier brings itself for a suite: KWOK slice nodes per experiment (mig) and
 # the inference stack (sims, EPP, gateway) built on first use.
