@@ -27,9 +27,10 @@ run: build          ## the main job: the gating suite against the local cluster
 unit:               ## the pure unit tests: no Go, no cluster, seconds
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/unit $(PYTEST_ARGS)
 
-test: build lint    ## the PR tier: the project's tests and the suites (CI), then the smoke suite and the real DAS's checks on a real node
+test: build lint    ## the PR tier: the project's tests and the suites (CI), then on a real node the smoke suite, the real DAS's checks and the AI Conformance checks (checklist filled)
 	$(PYTHON) -m pytest --cluster=local -m pr tests suites $(PYTEST_ARGS)
-	$(PYTHON) -m pytest --cluster=local-nodes -m pr suites/smoke $(REAL_DAS_CHECKS) \
+	$(PYTHON) -m pytest --cluster=local-nodes -m "pr or conformance" suites/smoke suites/conformance \
+		$(REAL_DAS_CHECKS) --aic-report k8sai-results/local-nodes/aic-PRODUCT.yaml \
 		--results-dir k8sai-results/local-nodes $(PYTEST_ARGS)
 
 installed: build    ## the built wheel in a fresh virtualenv (no extras), PR tier run from outside the checkout

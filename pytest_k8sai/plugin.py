@@ -239,8 +239,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.USAGE_ERROR
     state.finish_conformance()
     checklist = state.aic_session
-    if checklist.report_path is not None and checklist.error and session.exitstatus == 0:
-        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+    if checklist.report_path is not None and session.exitstatus == 0:
+        # A checklist the program would not accept is a failed run, not a note.
+        if checklist.error:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        elif checklist.result is not None and checklist.result.problems:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     report.finish(int(session.exitstatus), allure_out.alluredir(session.config))
 
 
