@@ -217,7 +217,11 @@ def check_results_dir(
 ) -> None:
     """Fail early (without creating anything) if results could not be written under ``path``:
     not a directory, not writable, or less than ``min_free`` bytes free on its filesystem."""
-    if path.exists():
+    try:
+        found = path.exists()
+    except OSError as exc:  # e.g. a name longer than the filesystem allows
+        raise K8saiError(f"{flag}={path}: {exc.strerror or exc}.") from None
+    if found:
         if not path.is_dir():
             raise K8saiError(f"{flag}={path}: exists but is not a directory.")
         target = path

@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pytest_k8sai.core.data import data_file
 from pytest_k8sai.core.errors import K8saiError
-from pytest_k8sai.core.yamlfiles import read_yaml, validate
+from pytest_k8sai.core.yamlfiles import exists, read_yaml, validate
 
 CATALOGUE_DIR = data_file("core", "mutants")
 Suite = Literal["smoke", "kueue", "das", "gaie"]
@@ -141,8 +141,11 @@ def resolve(spec: str) -> Path:
     """A catalogue name (``epp-prefix-weight-zero``) or a path to a mutant file."""
     if spec in catalogue_names():
         return catalogue_path(spec)
-    path = Path(spec).expanduser()
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # ~NAME of no user: taken as written
+        path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or exists(path):
         return path.resolve()
     raise MutantError(
         f"--mutant={spec}: no mutant of that name in the catalogue (known: "
@@ -152,7 +155,7 @@ def resolve(spec: str) -> Path:
 
 def load_mutant(path: Path) -> Mutant:
     """Read and check one mutant file; MutantError names the file and the field."""
-    data = read_yaml(path, "Mutant file", MutantError)
+    data = read_yaml(path, "Mutant", MutantError)
     return validate(
         data,
         Mutant,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pytest_k8sai.core.data import data_file
 from pytest_k8sai.core.errors import ProfileError
-from pytest_k8sai.core.yamlfiles import invalid_fields, read_yaml, validate
+from pytest_k8sai.core.yamlfiles import exists, invalid_fields, printable, read_yaml, validate
 
 BUILTIN_DIR = data_file("core", "profiles")
 LOCAL_CLUSTER_ENV = "K8SAI_LOCAL_CLUSTER"
@@ -416,7 +416,7 @@ class Profile(_Strict):
         unknown = sorted(set(self.calibration) - set(Slo.model_fields))
         if unknown:
             raise ValueError(
-                f"calibration names {', '.join(unknown)}, which are not slo fields "
+                f"calibration names {', '.join(map(printable, unknown))}, which are not slo fields "
                 f"(slo fields: {', '.join(Slo.model_fields)})"
             )
         return self
@@ -479,7 +479,7 @@ def load_profile(spec: str) -> Profile:
     path = Path(spec)
     if spec in builtin_names():
         path = BUILTIN_DIR / f"{spec}.yaml"
-    elif not (path.suffix in (".yaml", ".yml") or path.exists()):
+    elif not (path.suffix in (".yaml", ".yml") or exists(path)):
         raise ProfileError(
             f"--cluster={spec}: no built-in profile of that name (known: "
             f"{', '.join(builtin_names())}) and no such profile file."
@@ -506,10 +506,10 @@ def _with_base(data: object, path: Path, seen: tuple[Path, ...]) -> object:
     data = dict(data)
     parent = str(data.pop("extends"))
     base = BUILTIN_DIR / f"{parent}.yaml" if parent in builtin_names() else path.parent / parent
-    if base in seen or not base.exists():
+    if base in seen or not exists(base):
         why = "extends itself through a chain" if base in seen else "no such profile"
         raise ProfileError(
-            f"Profile {path}: field 'extends': '{parent}' {why} (built-in profiles: "
+            f"Profile {path}: field 'extends': '{printable(parent)}' {why} (built-in profiles: "
             f"{', '.join(builtin_names())})."
         )
     return merged(_with_base(read_yaml(base, "Profile", ProfileError), base, (*seen, base)), data)

@@ -15,25 +15,49 @@ from pytest_k8sai.core.errors import K8saiError
 M = TypeVar("M", bound=BaseModel)
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a quoted YAML key) written as escapes, so
+    an error that names it stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
+def exists(path: Path) -> bool:
+    """``path.exists()``, and False where the system cannot look the name up (too long)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def read_yaml(path: Path, what: str, error: type[K8saiError] = K8saiError) -> object:
     """Parse ``path``; ``what`` names the file in errors ("Profile", "Whisper trace", ...)."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise error(f"Cannot read {what} file {path}: {exc.strerror}.") from None
+    except UnicodeDecodeError as exc:
+        raise error(
+            f"{what} {path} is not {exc.encoding} text (byte {exc.start}: {exc.reason}); it "
+            "may not be a YAML file."
+        ) from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        # One line: a ReaderError (a control character) has no problem and a two-line str.
+        problem = getattr(exc, "problem", None) or " ".join(str(exc).split())
         raise error(f"{what} {path} is not valid YAML{where}: {problem}.") from None
+    except RecursionError:
+        raise error(f"{what} {path} nests lists or mappings too deeply to read.") from None
 
 
 def invalid_fields(err: ValidationError) -> str:
     """ "field 'a.b': message; ..." for each error pydantic found."""
     return "; ".join(
-        f"field '{'.'.join(str(x) for x in e['loc']) or '(top level)'}': {e['msg']}"
+        f"field '{printable('.'.join(str(x) for x in e['loc'])) or '(top level)'}': {e['msg']}"
         for e in err.errors()
     )
 

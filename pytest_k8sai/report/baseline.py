@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from pytest_k8sai.core.yamlfiles import invalid_fields
+from pytest_k8sai.core.yamlfiles import exists, invalid_fields
 from pytest_k8sai.report.results import RESULTS_FILE, SCHEMA, SCHEMA_VERSION, Results
 
 
@@ -40,6 +40,10 @@ def read_results(path: Path) -> Results:
         raise BaselineError(
             f"Baseline {path} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
             f"{exc.msg}); it may be truncated or not a pytest-k8sai results file."
+        ) from None
+    except RecursionError:
+        raise BaselineError(
+            f"Baseline {path} nests arrays or objects too deeply to be a pytest-k8sai results file."
         ) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         got = data.get("schema") if isinstance(data, dict) else type(data).__name__
@@ -73,7 +77,7 @@ def load_baseline(path: Path, flag: str = "--baseline") -> Baseline:
     """Every results file at ``path``; unusable ones become errors, not exceptions, so the run
     goes on and still writes its own results."""
     out = Baseline()
-    if not path.exists():
+    if not exists(path):
         out.errors.append(f"{flag}={path}: no such file or directory.")
         return out
     files = find_results(path)
