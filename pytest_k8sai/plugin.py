@@ -259,6 +259,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             except K8saiError as exc:
                 raise pytest.UsageError(str(exc)) from None
             item.add_marker(pytest.mark.conformance)
+            config.stash[STATE].aic_session.known[item.nodeid] = ids
     _skip_unmet_requirements(config, items)
 
 
@@ -290,5 +291,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     state = terminalreporter.config.stash.get(STATE, None)
     if state is not None:
         terminal.write_summary(terminalreporter, state.tables, state.verdicts, state.report)
-        terminal.write_conformance(terminalreporter, state.aic_session.result)
+        aic = state.aic_session
+        terminal.write_conformance(terminalreporter, aic.result, full=aic.report_path is not None)
         terminal.write_notes(terminalreporter, state.notes)

@@ -36,10 +36,20 @@ def write_summary(
         _write_files(tr, report)
 
 
-def write_conformance(tr: pytest.TerminalReporter, result: AicResult | None) -> None:
-    """The filled AI Conformance checklist: one line per id, then where it was written and
-    what still stands between it and a submission."""
+def write_conformance(tr: pytest.TerminalReporter, result: AicResult | None, full: bool) -> None:
+    """The filled AI Conformance checklist: with --aic-report one line per id, then where it
+    was written and what still stands between it and a submission; otherwise (a run that
+    merely had some marked checks, e.g. the PR tier) one line."""
     if result is None:
+        return
+    if not full:
+        tr.write_line(
+            f"k8sai AI conformance (from this run's checks only): {result.counts()}; "
+            f"{result.written[0] if result.written else ''} "
+            "(pytest -m conformance --aic-report PATH fills it from every check)"
+        )
+        for problem in result.problems:
+            tr.write_line(f"CHECKLIST PROBLEM: {problem}", red=True, bold=True)
         return
     tr.write_sep("=", "k8sai AI conformance checklist")
     for line in result.summary_lines():

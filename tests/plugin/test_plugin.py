@@ -552,3 +552,21 @@ def test_unknown_aic_id_is_a_usage_error(run, pytester: pytest.Pytester):
     )
     line = _assert_one_paragraph_usage_error(run())
     assert "unknown id gang" in line and "gang_scheduling" in line
+
+
+def test_deselected_checks_are_named_not_missing(run, pytester: pytest.Pytester):
+    from pytest_k8sai.core.data import data_file
+
+    pytester.makepyfile(test_checks=AIC_CHECKS)
+    reqs = data_file("report", "aic", "AIConformance-1.36.yaml")
+    # A run that selects one check (like the PR tier): the other exists but did not run.
+    result = run("-k", "gang", f"--aic-requirements={reqs}", "--results-dir", "res")
+    result.assert_outcomes(passed=1, deselected=2)
+    text = result.stdout.str()
+    assert "k8sai AI conformance (from this run's checks only): Implemented 1" in text
+    assert "k8sai AI conformance checklist" not in text  # the table needs --aic-report
+    results = json.loads((pytester.path / "res" / "results.json").read_text())
+    ids = {o["id"]: o for o in results["conformance"]["ids"]}
+    assert ids["ai_inference"]["status"] == "needs attestation"
+    assert "its 1 check(s) were not selected in this run" in ids["ai_inference"]["reason"]
+    assert "no check of pytest-k8sai covers" in ids["cluster_autoscaling"]["reason"]

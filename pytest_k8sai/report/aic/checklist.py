@@ -30,6 +30,8 @@ from pytest_k8sai.report.aic.evidence import CheckEvidence, Tier
 from pytest_k8sai.report.aic.requirements import IdNotes, RequirementFile
 
 NEEDS_ATTESTATION = "needs attestation"
+# A check the session collected but deselected (-m, -k): it exists, it did not run.
+NOT_SELECTED = "not selected"
 UPSTREAM_REPO = "kubernetes-sigs/ai-conformance"
 
 
@@ -39,7 +41,8 @@ class CheckResult:
 
     nodeid: str
     ids: list[str]
-    outcome: str  # passed, failed, error, skipped, or "not run" (collected, never reported)
+    # passed, failed, error, skipped, "not run" (selected, never reported) or NOT_SELECTED
+    outcome: str
     message: str = ""
     evidence: CheckEvidence | None = None
     verdicts: list[Verdict] = field(default_factory=list)
@@ -199,11 +202,19 @@ def decide(
         out.reason = "; ".join(c.evidence.absent for c in absent if c.evidence is not None)
     elif not passed:
         skipped = [c for c in checks if c.outcome == "skipped"]
+        unselected = [c for c in checks if c.outcome == NOT_SELECTED]
         if not checks:
             out.reason = "no check of pytest-k8sai covers this id"
         elif skipped:
             out.reason = "no check ran here: " + "; ".join(
                 f"{c.nodeid} skipped ({_skip_reason(c)})" for c in skipped
+            )
+            if unselected:
+                out.reason += f"; {len(unselected)} more not selected in this run"
+        elif len(unselected) == len(checks):
+            out.reason = (
+                f"its {len(checks)} check(s) were not selected in this run (-m or -k): "
+                "pytest -m conformance runs them"
             )
         else:
             out.reason = "its checks were not run in this session"

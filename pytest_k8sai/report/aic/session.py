@@ -12,9 +12,17 @@ from typing import Any
 import yaml
 
 from pytest_k8sai.core.verdicts import Verdict
-from pytest_k8sai.report.aic.checklist import CheckResult, ClusterTier, IdOutcome, decide, fill
+from pytest_k8sai.report.aic.checklist import (
+    NOT_SELECTED,
+    CheckResult,
+    ClusterTier,
+    IdOutcome,
+    decide,
+    fill,
+)
 from pytest_k8sai.report.aic.evidence import EvidenceLog
 from pytest_k8sai.report.aic.requirements import (
+    STATUSES,
     AicError,
     RequirementFile,
     id_notes,
@@ -47,6 +55,8 @@ class AicSession:
     requirements: RequirementFile | None = None  # from --aic-requirements, read at the start
     requirements_path: Path | None = None
     checks: dict[str, list[str]] = field(default_factory=dict)  # nodeid -> ids
+    # Every marked check collected, before -m/-k deselected some: nodeid -> ids.
+    known: dict[str, list[str]] = field(default_factory=dict)
     result: AicResult | None = None
     error: str = ""
 
@@ -90,6 +100,12 @@ class AicResult:
             "submission_gaps": self.gaps,
             "checklist_files": [str(p) for p in self.written],
         }
+
+    def counts(self) -> str:
+        """ "Implemented 1, Partially Implemented 2, ..., needs attestation 8"."""
+        keys = [o.status or "needs attestation" for o in self.outcomes]
+        order = [*STATUSES, "needs attestation"]
+        return ", ".join(f"{k} {keys.count(k)}" for k in order if k in keys)
 
     def summary_lines(self) -> list[str]:
         lines = []
@@ -157,6 +173,11 @@ def finish(
                 verdicts=[v for v in verdicts if v.nodeid == nodeid],
             )
         )
+    checks += [
+        CheckResult(nodeid=nodeid, ids=ids, outcome=NOT_SELECTED)
+        for nodeid, ids in session.known.items()
+        if nodeid not in session.checks
+    ]
     dests = [results_json.parent / CHECKLIST_FILE]
     if session.report_path is not None and session.report_path not in dests:
         dests.append(session.report_path)
