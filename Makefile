@@ -9,7 +9,7 @@ REAL_DAS_CHECKS ?= $(addprefix suites/das/test_gpu_slicing.py::,test_real_das_pa
 	test_das_webhook_rewrites_slice_requests test_das_claims_follow_lifecycle_and_are_released \
 	test_das_slice_provisioning_latency)
 
-.PHONY: install build run unit test nightly installed nodes kueue das gaie bench lint up down status calibrate mutants
+.PHONY: install build run unit test reliability nightly installed nodes kueue das gaie bench lint up down status calibrate mutants
 
 install:            ## install the package with all extras and the dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev,inference,nodes]'
@@ -32,6 +32,10 @@ test: build lint    ## the PR tier: the project's tests and the suites (CI), the
 	$(PYTHON) -m pytest --cluster=local-nodes -m "pr or conformance" suites/smoke suites/conformance \
 		$(REAL_DAS_CHECKS) --aic-report k8sai-results/local-nodes/aic-PRODUCT.yaml \
 		--results-dir k8sai-results/local-nodes $(PYTEST_ARGS)
+
+reliability: build  ## faults mid-run (kube-apiserver, Kueue, etcd, the EPP, a replica), interrupts, two runs at once, timeouts: tests/reliability, ~12 min
+	$(PYTHON) -m pytest --cluster=local -m reliability tests/reliability \
+		--results-dir k8sai-results/reliability $(PYTEST_ARGS)
 
 installed: build    ## the built wheel in a fresh virtualenv (no extras), PR tier run from outside the checkout
 	bash .ci/installed-check "$(INSTALLED_DIR)"

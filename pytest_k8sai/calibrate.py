@@ -257,7 +257,7 @@ def calibrate(
     by_key: dict[str, dict[int, list[Verdict]]] = {}
     for t, verdicts in enumerate(trials):
         for v in verdicts:
-            if v.key and v.threshold is not None:
+            if v.key and v.threshold is not None and not v.invalid:
                 by_key.setdefault(v.key, {}).setdefault(t, []).append(v)
     rows: list[KeyCalibration] = []
     skipped: list[str] = []

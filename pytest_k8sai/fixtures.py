@@ -30,6 +30,7 @@ from pytest_k8sai.core.paper import paper_numbers
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.core.requirements import requirements_of
 from pytest_k8sai.core.verdicts import BoundVerdicts
+from pytest_k8sai.report import redact
 from pytest_k8sai.report.aic.evidence import AicEvidence
 from pytest_k8sai.report.labels import setup_of, suite_of
 from pytest_k8sai.report.plots import PlotLog
@@ -96,6 +97,7 @@ def _collect_logs(provider: ClusterProvider, state: RunState) -> str:
     dest = state.results_dir / "logs"
     try:
         files = provider.collect_logs(dest)
+        redact.scrub_files(files)  # a component may log a credential it was sent
     except Exception as exc:  # noqa: BLE001 - a log problem must not hide the real failure
         return f"Could not collect component logs into {dest}: {exc}"
     if not files:
@@ -202,7 +204,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
         yield handle
     finally:
         if not (provider.created and not state.keep_cluster):
-            state.notes.extend(_audit(handle, state))  # the cluster outlives the run
+            found = _audit(handle, state)  # the cluster outlives the run
+            state.notes.extend(found)
+            state.left_behind.extend(found)
         handle.close()
         notes = [_collect_logs(provider, state)] if request.session.testsfailed else []
         if state.keep_cluster and provider.created:
@@ -210,8 +214,9 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[ClusterHandle]:
                 f"Kept cluster '{state.profile.name}' (--keep-cluster); use it with: "
                 f"export KUBECONFIG={handle.kubeconfig}"
             )
-        else:
-            notes.append(_release(provider, state))
+        elif problem := _release(provider, state):
+            notes.append(problem)
+            state.left_behind.append(problem)
         state.notes.extend(n for n in notes if n)
 
 

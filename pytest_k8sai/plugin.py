@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from collections.abc import Generator
 
 import pluggy
 import pytest
 
+from pytest_k8sai import interrupts
 from pytest_k8sai.core.errors import FailedEarlier, K8saiError, NotApplicable
 from pytest_k8sai.core.profiles import REQUIREMENTS, builtin_names
 from pytest_k8sai.core.requirements import requirements_of, skip_reason
@@ -27,7 +26,7 @@ from pytest_k8sai.fixtures import (  # noqa: F401 - imported so pytest registers
     slo,
 )
 from pytest_k8sai.report import allure as allure_out
-from pytest_k8sai.report import junit, terminal
+from pytest_k8sai.report import junit, redact, terminal
 from pytest_k8sai.report.aic.session import check_marker_ids
 from pytest_k8sai.report.labels import suite_of
 from pytest_k8sai.report.session import RunReport
@@ -127,32 +126,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM (``timeout``, a CI job cancelled, ``kill``) ends the run as Ctrl-C does, so
-    fixtures tear down: the suite's namespaces and queues are deleted and a local cluster it
-    started is stopped. A handler someone else installed is left alone."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM kills at once
-        raise KeyboardInterrupt(f"signal {signum} (SIGTERM)")
-
-    signal.signal(signal.SIGTERM, interrupt)
-
-
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    _interrupt_on_sigterm()
+    # Ctrl-C and SIGTERM stop the run, but never a teardown halfway (interrupts.py).
+    interrupts.install(config)
     try:
         state = start_session(config)
     except K8saiError as exc:
         raise pytest.UsageError(str(exc)) from None
     if state.report is not None:
         config.pluginmanager.register(_TestOutcomes(state.report), "k8sai-test-outcomes")
+    # Masks known secrets in each test report before the terminal, JUnit or Allure see it.
+    config.pluginmanager.register(redact.ReportScrubber(), "k8sai-redact")
     config.stash[STATE] = state
 
 

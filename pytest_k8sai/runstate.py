@@ -20,6 +20,7 @@ from pytest_k8sai.core import mutants
 from pytest_k8sai.core.errors import K8saiError
 from pytest_k8sai.core.profiles import LOCAL_CLUSTER_ENV, Profile, load_profile
 from pytest_k8sai.core.verdicts import VERDICTS_FILE, VerdictLog
+from pytest_k8sai.report import redact
 from pytest_k8sai.report.aic import session as aic_checklist
 from pytest_k8sai.report.aic.evidence import EvidenceLog
 from pytest_k8sai.report.baseline import load_baseline
@@ -47,6 +48,9 @@ class RunState:
     tables: TableLog
     # Lines for the end-of-run summary (kept kubeconfig, where logs went, cleanup problems).
     notes: list[str] = field(default_factory=list)
+    # What teardown could not remove (objects found on a cluster that outlives the run, a
+    # cluster not destroyed): an interrupted run's last line names them or says there are none.
+    left_behind: list[str] = field(default_factory=list)
     plots: PlotLog = field(default_factory=lambda: PlotLog(None))
     # results.json, the baseline comparison and summary.md (None in sessions without them).
     report: RunReport | None = None
@@ -103,8 +107,10 @@ class RunState:
         self.report.on_conformance(s.result.as_dict())
 
     def attach_cluster(self, handle: ClusterHandle) -> None:
-        """The cluster is up: its versions go into the results file."""
+        """The cluster is up: its versions go into the results file, and the credentials
+        this run holds for it are masked in everything the run writes."""
         self.cluster = handle
+        redact.remember_handle(handle)
         if self.report is not None:
             self.report.on_cluster(handle.provider, handle.versions, handle.timings)
 
@@ -136,6 +142,8 @@ def start_session(config: pytest.Config) -> RunState:
     if opt.baseline:
         baseline = load_baseline((config.invocation_params.dir / opt.baseline).resolve())
     mutant = activate_mutant(getattr(opt, "mutant", None), profile)
+    if token_env := profile.kueue_suite.metrics_token_env:
+        redact.remember(os.environ.get(token_env))  # masked before any test may print it
     run_id = new_run_id()
     state = RunState(
         profile=profile,

@@ -32,7 +32,8 @@ class ClusterHandle:
     context: str | None
     provider: str
     # Extra endpoints a provider knows about (e.g. the local Kueue metrics URL and token).
-    endpoints: dict[str, str] = field(default_factory=dict)
+    # Not in repr: pytest prints the handle in assertion explanations, with -vv in full.
+    endpoints: dict[str, str] = field(default_factory=dict, repr=False)
     versions: dict[str, str] = field(default_factory=dict)
     # Capabilities the profile claims but the cluster lacks (name -> why); tests that require
     # them are skipped with that reason instead of failing halfway.

@@ -104,5 +104,9 @@ def resolve_context(
 
 
 def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        # Never str(exc): it quotes the offending line, which may hold a token or a key.
+        mark = exc.problem_mark
+        return f"{exc.problem} at line {mark.line + 1}, column {mark.column + 1}"
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text.rstrip(".")

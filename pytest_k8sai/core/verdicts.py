@@ -60,9 +60,15 @@ class Verdict(BaseModel):
     # one group per repetition of a setup), so ``--baseline`` resamples runs before samples;
     # None: all samples are one run.
     sample_runs: list[int] | None = None
+    # Set when a fault during the measurement (a watch outage, a component restart, samples the
+    # recorder and the API disagree on) makes the figure untrustworthy, and why. It is then
+    # neither passed nor failed: shown as INVALID with the reason, never compared to baselines.
+    invalid: str = ""
 
     @property
     def verdict(self) -> str:
+        if self.invalid:
+            return "INVALID"
         if self.threshold is None:
             return "INFO"
         return "PASS" if self.passed else "FAIL"
@@ -70,6 +76,11 @@ class Verdict(BaseModel):
     def describe(self) -> str:
         """One line a performance engineer can act on: what, how much, against what, from where."""
         got = f"measured {_num(self.measured)} {self.unit}".rstrip()
+        if self.invalid:
+            return (
+                f"INVALID, not judged ({self.invalid}): {self.figure}: {got} "
+                f"(n={self.n}, source: {self.source})"
+            )
         if self.model_check:
             held = (
                 f"; held to {self.op} {_num(self.model_threshold)} {self.unit} where real parts "
@@ -143,8 +154,12 @@ class VerdictLog:
         key: str = "",
         paper: float | None = None,
         model_check: str = "",
+        invalid: str = "",
     ) -> Verdict:
         """Record the verdict; raise AssertionError (after recording) when it fails.
+
+        ``invalid``: why a fault during the measurement makes the figure untrustworthy; it is
+        then recorded as INVALID (shown with the reason, neither passed nor failed).
 
         ``model_check``: a reason this figure is fixed by the project's own inputs on this tier;
         it is then recorded as INFO with ``threshold`` kept as ``model_threshold``.
@@ -167,7 +182,7 @@ class VerdictLog:
             op=op,
             n=int(n),
             source=source,
-            passed=judge(measured, op, threshold),
+            passed=True if invalid else judge(measured, op, threshold),
             nodeid=nodeid,
             run_id=self.run_id,
             samples=None if samples is None else [float(x) for x in samples],
@@ -178,6 +193,7 @@ class VerdictLog:
             paper=None if paper is None else float(paper),
             model_check=model_check,
             model_threshold=model_threshold,
+            invalid=invalid,
         )
         self.record(verdict)
         if not verdict.passed:
@@ -238,10 +254,12 @@ class BoundVerdicts:
         setup: str | None = None,
         key: str = "",
         model_check: str = "",
+        invalid: str = "",
     ) -> Verdict:
         """``key``: the slo field ``threshold`` came from (calibration, the paper's value);
         ``model_check``: why the figure is fixed by the project's own inputs on this tier (it
-        is then reported as INFO, never judged)."""
+        is then reported as INFO, never judged); ``invalid``: why a fault during the
+        measurement makes it untrustworthy (reported as INVALID, never judged)."""
         __tracebackhide__ = True
         try:
             return self.log.check(
@@ -260,6 +278,7 @@ class BoundVerdicts:
                 key=key,
                 paper=self.paper.get(key) if key else None,
                 model_check=model_check,
+                invalid=invalid,
             )
         except AssertionError as exc:
             self.failures.append(str(exc))
@@ -276,6 +295,7 @@ class BoundVerdicts:
         samples: Sequence[float] | None = None,
         statistic: Statistic | None = None,
         setup: str | None = None,
+        invalid: str = "",
     ) -> Verdict:
         """Record a figure without a threshold (an INFO row): shown, kept in results.json and
         compared with ``--baseline``, never failing the test."""
@@ -291,6 +311,7 @@ class BoundVerdicts:
             samples=samples,
             statistic=statistic,
             setup=setup,
+            invalid=invalid,
         )
 
     @property
@@ -335,6 +356,8 @@ def _cells(v: Verdict) -> tuple[str, ...]:
             else f", {v.op} {_num(v.model_threshold)} {v.unit} on real parts".replace("  ", " ")
         )
         source = f"NOT JUDGED HERE: {v.model_check}{held}; {source}"
+    if v.invalid:
+        source = f"INVALID: {v.invalid}; {source}"
     return (v.figure, measured, threshold, v.verdict, str(v.n), source)
 
 

@@ -11,6 +11,7 @@ loopback. The real EPP discovers them through the apiserver, as on a cluster.
 
 from __future__ import annotations
 
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ POOL_CRD_FILE = "config/crd/bases/inference.networking.k8s.io_inferencepools.yam
 ACTIVE_PORTS = POOL_ACTIVE_PORTS
 POD_LABEL = "k8sai.io/inference-pool"
 INFERENCE_NODE = "kwok-inference-0"
+# Each stack makes a node of its own (this prefix, a random suffix) and deletes it after: two
+# runs at once on one cluster must not delete the node the other's replicas run on.
+INFERENCE_NODE_PREFIX = "kwok-inference"
 # KWOK hands out Pod IPs from the node's podCIDR: loopback, so test traffic stays on it.
 INFERENCE_POD_CIDR = "127.0.1.0/24"
 
@@ -59,17 +63,21 @@ def inference_pool(name: str, ports: list[int], epp_service: str, epp_port: int)
     }
 
 
-def inference_node(run_id: str) -> dict[str, Any]:
+def new_inference_node_name() -> str:
+    return f"{INFERENCE_NODE_PREFIX}-{secrets.token_hex(3)}"
+
+
+def inference_node(run_id: str, name: str = INFERENCE_NODE) -> dict[str, Any]:
     """A KWOK node for model-server Pods, its podCIDR on loopback."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {
-            "name": INFERENCE_NODE,
+            "name": name,
             "annotations": dict(KWOK_ANNOTATION),
             "labels": {
                 "type": "kwok",
-                "kubernetes.io/hostname": INFERENCE_NODE,
+                "kubernetes.io/hostname": name,
                 **ownership_labels(run_id),
             },
         },
@@ -85,7 +93,9 @@ def inference_node(run_id: str) -> dict[str, Any]:
     }
 
 
-def replica_pod(pool: str, index: int, port: int, model: str, run_id: str) -> dict[str, Any]:
+def replica_pod(
+    pool: str, index: int, port: int, model: str, run_id: str, node: str = INFERENCE_NODE
+) -> dict[str, Any]:
     """Replica ``index`` of the pool: a Pod on the inference node serving on ``port``."""
     return {
         "apiVersion": "v1",
@@ -96,7 +106,7 @@ def replica_pod(pool: str, index: int, port: int, model: str, run_id: str) -> di
             "annotations": {ACTIVE_PORTS: str(port)},
         },
         "spec": {
-            "nodeName": INFERENCE_NODE,
+            "nodeName": node,
             "tolerations": [dict(KWOK_TOLERATION)],
             "containers": [
                 {
@@ -110,46 +120,58 @@ def replica_pod(pool: str, index: int, port: int, model: str, run_id: str) -> di
     }
 
 
-def ensure_inference_node(core: client.CoreV1Api, run_id: str) -> bool:
-    """Create the inference node unless it exists; True if this call created it."""
-    try:
-        core.create_node(inference_node(run_id))
-        return True
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
-        node = core.read_node(INFERENCE_NODE)
-        if node.spec.pod_cidr != INFERENCE_POD_CIDR:
-            raise ClusterError(
-                f"Node {INFERENCE_NODE} exists with podCIDR {node.spec.pod_cidr}, not "
-                f"{INFERENCE_POD_CIDR}; delete it and retry."
-            ) from None
-        return False
+def create_inference_node(core: client.CoreV1Api, run_id: str) -> str:
+    """Create a KWOK inference node of the caller's own; return its name (delete it after)."""
+    name = new_inference_node_name()
+    core.create_node(inference_node(run_id, name))
+    return name
+
+
+def pod_state(pod: client.V1Pod) -> str:
+    """A Pod's state in a few words, for a message about waiting on it."""
+    status = pod.status or client.V1PodStatus()
+    parts = [f"phase {status.phase or 'unknown'}", f"node {pod.spec.node_name or 'none'}"]
+    for c in status.conditions or []:
+        if c.status != "True":
+            why = ": ".join(filter(None, [c.reason, c.message]))
+            parts.append(f"{c.type}={c.status}" + (f" ({why})" if why else ""))
+    if not status.pod_ip:
+        parts.append("no IP")
+    return ", ".join(parts)
 
 
 def wait_pod_ips(
     core: client.CoreV1Api, namespace: str, names: list[str], timeout_s: float
 ) -> dict[str, str]:
-    """Wait until every Pod is Ready with an IP; return name -> IP."""
+    """Wait until every Pod is Ready with an IP; return name -> IP. After ``timeout_s`` (the
+    profile's gaie_suite.start_timeout_s) a ClusterError names each Pod still waited for and
+    the state it was last seen in."""
     deadline = time.monotonic() + timeout_s
     ips: dict[str, str] = {}
+    last: dict[str, str] = {}
     while True:
         for name in names:
             if name in ips:
                 continue
-            pod = core.read_namespaced_pod(name, namespace)
+            try:
+                pod = core.read_namespaced_pod(name, namespace, _request_timeout=10)
+            except ApiException as exc:
+                last[name] = f"GET answered HTTP {exc.status} {exc.reason}"
+                continue
             ready = any(
                 c.type == "Ready" and c.status == "True" for c in pod.status.conditions or []
             )
             if ready and pod.status.pod_ip:
                 ips[name] = pod.status.pod_ip
+            last[name] = pod_state(pod)
         if len(ips) == len(names):
             return ips
         if time.monotonic() > deadline:
             waiting = sorted(set(names) - set(ips))
             raise ClusterError(
-                f"Model-server Pods {waiting} in namespace {namespace} were not Ready with an IP "
-                f"within {timeout_s:.0f}s (KWOK plays their lifecycle on node {INFERENCE_NODE}; "
-                "see the kwok log)."
+                f"Model-server Pods in namespace {namespace} were not Ready with an IP within "
+                f"{timeout_s:.0f}s (gaie_suite.start_timeout_s); last seen: "
+                + "; ".join(f"{n}: {last.get(n, 'never read')}" for n in waiting)
+                + ". KWOK plays their lifecycle on their node: see the kwok log."
             )
         time.sleep(0.05)

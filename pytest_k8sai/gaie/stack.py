@@ -80,7 +80,7 @@ class LocalStack:
         # Each EPP's own /metrics port (its scheduling-latency histogram is read from there).
         self.epp_metrics: dict[str, int] = {}
         self.gateways: dict[str, str] = {}  # name -> base URL
-        self._made_node = False
+        self.node: str | None = None  # this stack's own inference node, once made
         atexit.register(self.close)
 
     # -- Kubernetes objects -----------------------------------------------------------------
@@ -90,11 +90,13 @@ class LocalStack:
         install_crd_files(
             api, [poolmod.crd_file(self.bins["gaie_module"])], "InferencePool", timeout_s=30
         )
-        self._made_node = poolmod.ensure_inference_node(self.cluster.core, self.run_id)
+        self.node = poolmod.create_inference_node(self.cluster.core, self.run_id)
         ports = [free_port() for _ in range(self.n)]
         names = []
         for i, port in enumerate(ports):
-            body = poolmod.replica_pod(self.pool, i, port, self.settings.model, self.run_id)
+            body = poolmod.replica_pod(
+                self.pool, i, port, self.settings.model, self.run_id, node=self.node
+            )
             self.cluster.core.create_namespaced_pod(self.namespace, body)
             names.append(body["metadata"]["name"])
         epp_port = free_port()
@@ -178,7 +180,7 @@ class LocalStack:
                     r.name, self.namespace, grace_period_seconds=0
                 )
         self.replicas = []
-        if self._made_node:
+        if self.node is not None:
             with contextlib.suppress(ApiException):
-                self.cluster.core.delete_node(poolmod.INFERENCE_NODE)
-            self._made_node = False
+                self.cluster.core.delete_node(self.node)
+            self.node = None

@@ -34,12 +34,35 @@ class Attempt:
     heads: int
 
 
-def parse_attempts(lines: Iterable[str]) -> list[Attempt]:
-    """Pair each cycle's 'Obtained heads' with its 'Scheduling cycle complete' line."""
+def workload_namespace(rec: dict[str, object]) -> str | None:
+    """The namespace of the Workload a log line is about: klog's {"name", "namespace"}, or
+    "namespace/name" in the lines that print the key as text."""
+    wl = rec.get("workload")
+    if isinstance(wl, dict):
+        ns = wl.get("namespace")
+        return str(ns) if ns is not None else None
+    if isinstance(wl, str) and "/" in wl:
+        return wl.split("/", 1)[0]
+    return None
+
+
+def parse_attempts(lines: Iterable[str], namespace: str | None = None) -> list[Attempt]:
+    """Pair each cycle's 'Obtained heads' with its 'Scheduling cycle complete' line.
+
+    With ``namespace``, only the cycles that took a Workload of that namespace among their
+    heads: every head is logged at level 2 with its cycle and Workload before the cycle
+    completes ("Attempting to schedule workload", or "Workload re-queued" for one found
+    inadmissible at nomination). So two runs sharing one Kueue each count the attempts that
+    handled their own Workloads (a cycle that took heads of both counts for both), never the
+    other run's alone; the histogram cannot be split that way.
+    """
     waits: dict[int, tuple[float, int]] = {}
+    touched: set[int] = set()  # cycles that took a Workload of ``namespace``
+    needle = namespace  # a substring test first: the log is mostly other lines
     out: list[Attempt] = []
     for line in lines:
-        if HEADS not in line and COMPLETE not in line:
+        ours = needle is not None and needle in line
+        if not ours and HEADS not in line and COMPLETE not in line:
             continue  # cheap pre-filter: the log is mostly other lines
         try:
             rec = json.loads(line)
@@ -48,11 +71,16 @@ def parse_attempts(lines: Iterable[str]) -> list[Attempt]:
         cycle = rec.get("schedulingCycle")
         if not isinstance(cycle, int):
             continue
+        if ours and workload_namespace(rec) == namespace:
+            touched.add(cycle)
         if rec.get("msg") == HEADS:
             waits[cycle] = (float(rec["waitDuration"]), int(rec.get("headCount", 0)))
         elif rec.get("msg") == COMPLETE and cycle in waits:
             wait, heads = waits.pop(cycle)
-            out.append(Attempt(cycle, str(rec.get("ts", "")), float(rec["duration"]) - wait, heads))
+            if namespace is None or cycle in touched:
+                duration = float(rec["duration"]) - wait
+                out.append(Attempt(cycle, str(rec.get("ts", "")), duration, heads))
+            touched.discard(cycle)
     return out
 
 

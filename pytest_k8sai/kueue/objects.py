@@ -176,26 +176,59 @@ def workload_priority_class(name: str, value: int) -> dict[str, Any]:
     }
 
 
+# How long a new ClusterQueue may take to turn Active: Kueue reconciles it within ~100 ms here;
+# 30 s leaves room for a loaded control plane. Callers may pass a profile's bound instead.
+CLUSTER_QUEUE_ACTIVE_TIMEOUT_S = 30.0
+
+
+def _active_states(
+    api: client.ApiClient, names: list[str], version: str = KUEUE_VERSION
+) -> dict[str, str]:
+    """Name -> "" once Active=True, else its Active condition (reason, message) in words."""
+    custom = client.CustomObjectsApi(api)
+    out = {}
+    for name in names:
+        cq = custom.get_cluster_custom_object(
+            KUEUE_GROUP, version, "clusterqueues", name, _request_timeout=10
+        )
+        conds = {c["type"]: c for c in cq.get("status", {}).get("conditions", [])}
+        active = conds.get("Active")
+        if active is None:
+            out[name] = "no Active condition yet"
+        elif active.get("status") != "True":
+            why = ": ".join(str(x) for x in (active.get("reason"), active.get("message")) if x)
+            out[name] = f"Active={active.get('status')}" + (f" ({why})" if why else "")
+        else:
+            out[name] = ""
+    return out
+
+
 def cluster_queues_active(
     api: client.ApiClient, names: list[str], version: str = KUEUE_VERSION
 ) -> bool:
     """True once every named ClusterQueue reports condition Active=True."""
-    custom = client.CustomObjectsApi(api)
-    for name in names:
-        cq = custom.get_cluster_custom_object(KUEUE_GROUP, version, "clusterqueues", name)
-        conds = {c["type"]: c["status"] for c in cq.get("status", {}).get("conditions", [])}
-        if conds.get("Active") != "True":
-            return False
-    return True
+    return not any(_active_states(api, names, version).values())
 
 
 def wait_cluster_queues_active(
-    api: client.ApiClient, names: list[str], timeout_s: float = 30.0, version: str = KUEUE_VERSION
+    api: client.ApiClient,
+    names: list[str],
+    timeout_s: float = CLUSTER_QUEUE_ACTIVE_TIMEOUT_S,
+    version: str = KUEUE_VERSION,
 ) -> None:
     """Block until the named ClusterQueues are Active: a Workload queued before that is
-    marked inadmissible and waits for Kueue's next requeue (up to 1 s) instead of admission."""
+    marked inadmissible and waits for Kueue's next requeue (up to 1 s) instead of admission.
+    After ``timeout_s`` a ClusterError names each queue not Active and its last condition."""
     deadline = time.monotonic() + timeout_s
-    while names and not cluster_queues_active(api, names, version):
+    while names:
+        states = _active_states(api, names, version)
+        waiting = {n: s for n, s in states.items() if s}
+        if not waiting:
+            return
         if time.monotonic() > deadline:
-            raise ClusterError(f"ClusterQueues {names} not Active within {timeout_s:g} s")
+            raise ClusterError(
+                f"ClusterQueues not Active within {timeout_s:g} s: "
+                + "; ".join(f"{n}: {s}" for n, s in waiting.items())
+                + ". Is the Kueue manager running and its ResourceFlavors created?"
+            )
         time.sleep(0.05)

@@ -20,7 +20,15 @@ from pytest_k8sai.kueue import objects as kueue
 from pytest_k8sai.kueue.log import KueueLog, parse_admissions, parse_attempts
 from pytest_k8sai.kueue.setups import Setup, plan
 from pytest_k8sai.measure import prometheus
-from pytest_k8sai.measure.joblatency import JobLatencyRecorder, JobRecord, JobStats, summarize
+from pytest_k8sai.measure.heartbeat import ApiHeartbeat
+from pytest_k8sai.measure.joblatency import (
+    JobLatencyRecorder,
+    JobRecord,
+    JobStats,
+    WatchGap,
+    summarize,
+    summarize_gaps,
+)
 from pytest_k8sai.workloads.jobs import paced, whisper_job
 from pytest_k8sai.workloads.whisper import WhisperTrace
 
@@ -45,6 +53,31 @@ class RunResult:
     wall_s: float = 0.0
     # Job names in the order Kueue's scheduler admitted them (from its log), when readable.
     decision_order: list[str] | None = None
+    # Watch outages during the run: events arrived late, so arrival-time figures shifted.
+    gaps: list[WatchGap] = field(default_factory=list)
+    # Where the recorder disagrees with the Jobs' own final status (lost or phantom samples).
+    mismatches: list[str] = field(default_factory=list)
+    # Why Kueue's metrics histogram cannot be used for this run ("" when it can).
+    histogram_invalid: str = ""
+
+    @property
+    def timing_invalid(self) -> str:
+        """Why the figures made of watch arrival times (makespan, JCT, queue and start
+        latencies, admission order) are not valid for this run; "" when they are."""
+        reasons = [summarize_gaps(self.gaps)] if self.gaps else []
+        reasons += self.mismatches
+        if self.histogram_invalid:
+            # Kueue's own downtime is inside this run's queue times and makespan.
+            reasons.append(self.histogram_invalid.split(", so ")[0])
+        return "; ".join(reasons)
+
+    @property
+    def counts_invalid(self) -> str:
+        """Why counted events (preemptions, borrowing) may be incomplete: only a relist that
+        found objects changed unseen, or samples the API disagrees with; "" when complete."""
+        missed = [g for g in self.gaps if g.missed]
+        reasons = ([summarize_gaps(missed)] if missed else []) + self.mismatches
+        return "; ".join(reasons)
 
     def latencies_ms(self) -> tuple[list[float], list[float]]:
         """Per job (never preempted), the platform's own delays around its start:
@@ -124,7 +157,13 @@ def admission_source(cluster: ClusterHandle) -> str:
     return ""
 
 
-def _scrape(cluster: ClusterHandle) -> prometheus.Histogram | None:
+@dataclass(frozen=True)
+class _Scrape:
+    histogram: prometheus.Histogram | None  # None: no attempt yet since Kueue started
+    started: float | None  # Kueue's process_start_time_seconds
+
+
+def _scrape(cluster: ClusterHandle) -> _Scrape | None:
     url = cluster.endpoints.get("kueue_metrics")
     if url is None:
         return None
@@ -134,9 +173,33 @@ def _scrape(cluster: ClusterHandle) -> prometheus.Histogram | None:
         ca_file=cluster.endpoints.get("ca_file"),
     )
     try:
-        return prometheus.histogram(text, ADMISSION_METRIC)
+        hist = prometheus.histogram(text, ADMISSION_METRIC)
     except KeyError:
-        return None  # no attempt yet since Kueue started: nothing exposed
+        hist = None
+    return _Scrape(hist, prometheus.gauge(text, "process_start_time_seconds"))
+
+
+def _run_share(
+    before: _Scrape | None, after: _Scrape | None
+) -> tuple[prometheus.Histogram | None, str]:
+    """This run's part of Kueue's histogram, or why it cannot be had."""
+    if after is None or after.histogram is None:
+        return None, ""
+    fell = (
+        before is not None
+        and before.histogram is not None
+        and (after.histogram.count < before.histogram.count)
+    )
+    if before is not None and (before.started != after.started or fell):
+        # Counters began again at the restart: a difference would mix two processes' counts.
+        return None, (
+            "Kueue restarted during the run (process_start_time_seconds "
+            f"{before.started} -> {after.started}), so its admission-attempt histogram began "
+            "again and this run's share of it cannot be computed"
+        )
+    if before is None or before.histogram is None:
+        return after.histogram, ""  # no attempt before the run: all of it is this run's
+    return after.histogram.minus(before.histogram), ""
 
 
 def run_once(
@@ -185,6 +248,9 @@ def run_once(
         log_mark = kueue_log.mark() if kueue_log else 0
         written: dict[str, float] = {}
         recorder.start()
+        heartbeat = ApiHeartbeat(
+            lambda: cluster.batch.list_namespaced_job(ns, limit=1, _request_timeout=30)
+        ).start()
         try:
             started = time.monotonic()
             jobs = trace.scaled(profile.time_compression)
@@ -208,16 +274,22 @@ def run_once(
             recorder.wait_complete(set(written), profile.kueue_suite.job_timeout_s)
             wall = time.monotonic() - started
         finally:
+            heartbeat.stop()
             recorder.stop()
-        hist = None
-        if setup.kueue and (after := _scrape(cluster)) is not None:
-            # Absent before the first attempt since Kueue started: then all of it is this run's.
-            hist = after.minus(hist_before) if hist_before is not None else after
-        attempts = decisions = None
         records = recorder.records()
+        mismatches = reconcile(records, _final_status(cluster, ns))
+        gaps = [
+            g for g in heartbeat.gaps() + recorder.gaps() if g.overlaps(started, started + wall)
+        ]
+        for gap in gaps:
+            log(f"[k8sai] {setup.name} run {run}: {gap.describe(started)}")
+        hist, hist_invalid = (
+            _run_share(hist_before, _scrape(cluster)) if setup.kueue else (None, "")
+        )
+        attempts = decisions = None
         if kueue_log and setup.kueue:
             lines = kueue_log.lines_since(log_mark)
-            attempts = [a.duration_s * 1000 for a in parse_attempts(lines)]
+            attempts = [a.duration_s * 1000 for a in parse_attempts(lines, ns)]
             job_of = {r.workload: n for n, r in records.items() if r.workload}
             decisions = [job_of[w] for w in parse_admissions(lines, ns) if w in job_of]
         return RunResult(
@@ -233,4 +305,39 @@ def run_once(
             borrowed_max=recorder.borrowed_max(),
             wall_s=wall,
             decision_order=decisions,
+            gaps=gaps,
+            mismatches=mismatches,
+            histogram_invalid=hist_invalid,
         )
+
+
+def _final_status(cluster: ClusterHandle, namespace: str) -> dict[str, bool]:
+    """Job name -> whether the Job itself says Complete=True, read from the API now."""
+    jobs = cluster.batch.list_namespaced_job(namespace, _request_timeout=30).items
+    return {
+        j.metadata.name: any(
+            c.type == "Complete" and c.status == "True" for c in (j.status.conditions or [])
+        )
+        for j in jobs
+    }
+
+
+def reconcile(records: dict[str, JobRecord], final: dict[str, bool]) -> list[str]:
+    """Check the recorder against the Jobs' own final status: every Job recorded once, none
+    invented, and each recorded completion matching the Job's Complete condition."""
+    lost = sorted(set(final) - set(records))
+    phantom = sorted(set(records) - set(final))
+    unseen = sorted(
+        n for n, done in final.items() if done and n in records and not records[n].completed
+    )
+    invented = sorted(n for n, r in records.items() if r.completed and final.get(n) is False)
+    out = []
+    for what, names in (
+        ("Jobs the recorder never saw", lost),
+        ("recorded Jobs the API does not have", phantom),
+        ("Jobs Complete in the API but not in the recorder", unseen),
+        ("Jobs recorded complete that the API says are not", invented),
+    ):
+        if names:
+            out.append(f"{what}: {len(names)} ({', '.join(names[:5])})")
+    return out

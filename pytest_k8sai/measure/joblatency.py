@@ -33,9 +33,15 @@ Definitions (per run)
 
 Limits: Job names must be unique within a run (records are keyed by name). An admission seen
 only after the Job completed is ignored (its watch lagged by the whole run time; ``lag()``
-shows that). Events missed while a watch was expired (HTTP 410) are recovered by relisting,
-which gives the current state only: an eviction and re-admission entirely inside that gap is
-not seen.
+shows that).
+
+Watch gaps. A watch that fails (the API server restarting, a network error) resumes from the
+last resourceVersion it saw, so no event is lost, but events that happened during the outage
+arrive late and their timestamps shift. Each outage is kept as a ``WatchGap`` (kind, when,
+why) so a run can mark the figures made of arrival times invalid instead of hiding the shift.
+A watch whose resourceVersion expired (HTTP 410) relists: that gives the current state only,
+so the gap also counts the objects whose state changed unseen (``missed``): an eviction and
+re-admission entirely inside it is not seen, and the count says how much could have been.
 """
 
 from __future__ import annotations
@@ -56,7 +62,7 @@ from pydantic import BaseModel
 
 from pytest_k8sai.core.apis import KUEUE_GROUP, KUEUE_VERSION
 from pytest_k8sai.core.errors import ClusterError
-from pytest_k8sai.measure import stats
+from pytest_k8sai.measure import laststate, stats
 
 MODEL_LABEL = "k8sai.io/model"
 # The Job controller sets both; the prefixed one is the current name, the bare one is legacy.
@@ -153,6 +159,56 @@ class LagStats(BaseModel):
     busy_s: float  # handling time summed over events: over wall time, how busy the recorder was
 
 
+@dataclasses.dataclass
+class WatchGap:
+    """One outage of one watch stream, in monotonic seconds."""
+
+    kind: str
+    start: float  # the first failed request
+    end: float | None = None  # the first request that succeeded again; None while still out
+    cause: str = ""
+    relisted: bool = False  # the resourceVersion had expired: state recovered by a list
+    missed: int = 0  # objects whose changes were not delivered as events (relist only)
+    failures: int = 0  # failed requests during the outage
+
+    def overlaps(self, start: float, end: float) -> bool:
+        return self.start <= end and (self.end is None or self.end >= start)
+
+    def describe(self, origin: float | None = None) -> str:
+        at = f" at +{self.start - origin:.1f} s" if origin is not None else ""
+        length = "not recovered" if self.end is None else f"{self.end - self.start:.1f} s"
+        what = "API server unanswered" if self.kind == "API" else f"{self.kind} watch down"
+        text = f"{what} {length}{at} ({self.cause}; {self.failures} failed or stalled requests)"
+        if self.relisted:
+            text += f", resourceVersion expired: relisted, {self.missed} objects changed unseen"
+        return text
+
+
+def summarize_gaps(gaps: Sequence[WatchGap]) -> str:
+    """One sentence for a verdict's reason: how long the API and the watches were out, and
+    what relists could have hidden; "" without gaps."""
+
+    def length(g: WatchGap) -> float:
+        return math.inf if g.end is None else g.end - g.start
+
+    def secs(x: float) -> str:
+        return "not recovered" if math.isinf(x) else f"{x:.1f} s"
+
+    parts = []
+    if api := [g for g in gaps if g.kind == "API"]:
+        parts.append(f"API server unanswered {secs(max(map(length, api)))} (longest of {len(api)})")
+    if watch := [g for g in gaps if g.kind != "API" and not g.relisted]:
+        kinds = ", ".join(sorted({g.kind for g in watch}))
+        parts.append(f"watches down up to {secs(max(map(length, watch)))} ({kinds})")
+    if relisted := [g for g in gaps if g.relisted]:
+        missed = sum(g.missed for g in relisted)
+        parts.append(
+            f"{len(relisted)} relists after an expired resourceVersion, {missed} objects "
+            "changed unseen"
+        )
+    return "; ".join(parts)
+
+
 class JobFailedError(RuntimeError):
     """A Job that was waited for reached ``Failed=True``."""
 
@@ -183,6 +239,10 @@ class JobLatencyRecorder:
         self._lags = array("d")  # seconds; 8 bytes an event
         self._errors: list[str] = []  # the last few, for timeout messages
         self._fatal: dict[str, str] = {}  # kind -> why its initial list failed
+        self._gaps: list[WatchGap] = []
+        self._open_gap: dict[str, WatchGap] = {}  # kind -> its outage in progress
+        # (kind, namespace/name) -> the last resourceVersion delivered: what a relist compares.
+        self._seen_rv: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._stop = threading.Event()
@@ -271,11 +331,17 @@ class JobLatencyRecorder:
         while not self._stop.is_set():
             try:
                 if rv is None:
-                    rv = self._list(kind, fn, args)
+                    rv = self._list(kind, fn, args, relist=ready.is_set())
                     ready.set()
+                elif kind in self._open_gap:
+                    # Reconnecting: a one-item list proves the API answers again (the gap's
+                    # end) before the watch resumes from ``rv``.
+                    fn(*args, limit=1, _preload_content=False, _request_timeout=10)
+                    self._close_gap(kind)
                 rv = self._watch(kind, fn, args, rv)
             except ApiException as exc:
                 if exc.status == 410:
+                    self._outage(kind, "HTTP 410 Gone: resourceVersion expired")
                     rv = None  # expired: relist; first-seen semantics absorb the replay
                     continue
                 msg = f"HTTP {exc.status} {exc.reason}"
@@ -286,20 +352,51 @@ class JobLatencyRecorder:
                     ready.set()  # so start() fails now instead of timing out
                     return
                 self._note_error(kind, msg)
+                self._outage(kind, msg)
                 self._stop.wait(1.0)
             except Exception as exc:  # network trouble; also how a stopped socket ends a read
                 if self._stop.is_set():
                     return
-                self._note_error(kind, f"{type(exc).__name__}: {exc}")
+                msg = f"{type(exc).__name__}: {exc}"
+                self._note_error(kind, msg)
+                if ready.is_set():
+                    self._outage(kind, msg.split(":", 1)[0])
                 self._stop.wait(1.0)
 
-    def _list(self, kind: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> str:
-        """List what exists (delivered as ADDED) and return the resourceVersion to watch from."""
+    def _outage(self, kind: str, cause: str) -> None:
+        with self._lock:
+            gap = self._open_gap.get(kind)
+            if gap is None:
+                gap = self._open_gap[kind] = WatchGap(kind, time.monotonic(), cause=cause)
+                self._gaps.append(gap)
+            gap.failures += 1
+
+    def _close_gap(self, kind: str, relisted: bool = False, missed: int = 0) -> None:
+        with self._lock:
+            gap = self._open_gap.pop(kind, None)
+            if gap is not None:
+                gap.end = time.monotonic()
+                gap.relisted = gap.relisted or relisted
+                gap.missed += missed
+
+    def _list(
+        self, kind: str, fn: Callable[..., Any], args: tuple[Any, ...], relist: bool = False
+    ) -> str:
+        """List what exists (delivered as ADDED) and return the resourceVersion to watch from.
+        On a relist, count the objects that changed since their last delivered version: each
+        hides at least one event the gap swallowed."""
         resp = fn(*args, _preload_content=False, _request_timeout=30)
         body = json.loads(resp.data)
         t = time.monotonic()
+        missed = 0
         for item in body.get("items") or ():
+            if relist:
+                with self._lock:
+                    before = self._seen_rv.get(_key(kind, item))
+                missed += before != (item.get("metadata") or {}).get("resourceVersion")
             self._deliver(kind, "ADDED", item, t)
+        if relist or kind in self._open_gap:
+            self._close_gap(kind, relisted=relist, missed=missed)
         return str(body["metadata"]["resourceVersion"])
 
     def _watch(self, kind: str, fn: Callable[..., Any], args: tuple[Any, ...], rv: str) -> str:
@@ -335,6 +432,9 @@ class JobLatencyRecorder:
         lag = time.monotonic() - t
         with self._lock:
             self._lags.append(lag)
+            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            if rv:
+                self._seen_rv[_key(kind, obj)] = rv
 
     def _note_error(self, kind: str, msg: str) -> None:
         with self._lock:
@@ -463,6 +563,11 @@ class JobLatencyRecorder:
         with self._lock:
             return {cq: dict(res) for cq, res in self._borrowed.items()}
 
+    def gaps(self) -> list[WatchGap]:
+        """Every watch outage so far (copies; an open one has ``end`` None)."""
+        with self._lock:
+            return [dataclasses.replace(g) for g in self._gaps]
+
     def lag(self) -> LagStats:
         with self._lock:
             lags_ms = [x * 1000 for x in self._lags]
@@ -478,7 +583,8 @@ class JobLatencyRecorder:
         """Block until every named Job is complete.
 
         Raises JobFailedError as soon as one of them fails, and TimeoutError naming each
-        incomplete Job and how far it got.
+        incomplete Job, how far the watches saw it get and its state read from the API then
+        (its Workload's admission conditions, its pods' phase and scheduling condition).
         """
         pending = set(names)
         seen = 0
@@ -498,21 +604,34 @@ class JobLatencyRecorder:
                     return
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(self._timeout_message(pending, len(names), timeout_s))
+                    break
                 self._cond.wait(left)
+        # Outside the lock: the message reads the API, and the watches must not wait for it.
+        raise TimeoutError(self._timeout_message(pending, len(names), timeout_s))
 
     def _timeout_message(self, pending: set[str], total: int, timeout_s: float) -> str:
         now = time.monotonic()
         shown = sorted(pending)[:20]
-        lines = [f"{n}: {self._describe(n, now)}" for n in shown]
+        with self._lock:
+            described = {n: self._describe(n, now) for n in shown}
+            errors = list(self._errors[-5:])
+        states, unreadable = laststate.job_states(
+            self._api, self.namespace, shown, kueue=self.kueue, kueue_version=self._kueue_version
+        )
+        lines = [
+            f"{n}: {d}" + (f"; now: {states[n]}" if n in states else "")
+            for n, d in described.items()
+        ]
         if len(pending) > len(shown):
             lines.append(f"... and {len(pending) - len(shown)} more")
         msg = (
             f"{len(pending)} of {total} Jobs in {self.namespace} not complete after "
-            f"{timeout_s:.0f}s: " + "; ".join(lines)
+            f"{timeout_s:.0f}s (waited for each Job's Complete condition): " + " | ".join(lines)
         )
-        if self._errors:
-            msg += ". Watch errors: " + "; ".join(self._errors[-5:])
+        if unreadable:
+            msg += f". Last state not read: {unreadable}"
+        if errors:
+            msg += ". Watch errors: " + "; ".join(errors)
         return msg
 
     def _describe(self, name: str, now: float) -> str:
@@ -534,6 +653,11 @@ class JobLatencyRecorder:
         if rec.failed:
             parts.append("FAILED")
         return ", ".join(parts)
+
+
+def _key(kind: str, obj: Obj) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return kind, f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 def _owner(meta: Obj) -> str | None:

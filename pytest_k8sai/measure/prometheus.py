@@ -97,3 +97,12 @@ def histogram(text: str, name: str, **labels: str) -> Histogram:
     if not found:
         raise KeyError(f"metric {name} not exposed")
     return Histogram(name, tuple(sorted(buckets.items())), count, total)
+
+
+def gauge(text: str, name: str) -> float | None:
+    """The first sample of the gauge ``name`` (e.g. ``process_start_time_seconds``: a change
+    between two scrapes means the process restarted and its counters began again)."""
+    for family in text_string_to_metric_families(text):
+        if family.name == name and family.samples:
+            return float(family.samples[0].value)
+    return None

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from pytest_k8sai.core.verdicts import Verdict, _num
+from pytest_k8sai.report import redact
 from pytest_k8sai.report.labels import feature_of, suite_of
 from pytest_k8sai.report.plots import Plot
 from pytest_k8sai.report.results import Environment, Figure, dump_figures
@@ -70,7 +71,7 @@ def attach_to_test(
     if failed and logs is not None and logs.is_dir():
         for log in sorted(logs.glob("*.log")):
             allure.attach(
-                _tail(log),
+                redact.scrub(_tail(log)),
                 name=f"component log {log.name} (tail)",
                 attachment_type=allure.attachment_type.TEXT,
             )

@@ -294,7 +294,8 @@ class Comparer:
         self.by_figure: dict[str, list[Figure]] = {}
         for run in baseline.runs:
             for f in run.figures:
-                self.by_figure.setdefault(f.figure, []).append(f)
+                if not f.invalid:  # a figure a fault spoiled is no baseline
+                    self.by_figure.setdefault(f.figure, []).append(f)
         self.comparison = Comparison(
             baseline_files=[str(p) for p in baseline.files],
             baseline_run_ids=[r.run_id for r in baseline.runs],
@@ -314,6 +315,8 @@ class Comparer:
         if not self.usable:
             return None
         self._seen.add(current.figure)
+        if current.invalid:
+            return None  # shown as INVALID with its reason; no comparison can be made
         found = self.by_figure.get(current.figure)
         if not found:
             change = FigureChange(

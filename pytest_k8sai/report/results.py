@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from pytest_k8sai.core.verdicts import Op, Statistic, Verdict
+from pytest_k8sai.report import redact
 from pytest_k8sai.report.tables import Table
 
 SCHEMA = "pytest-k8sai/results"
@@ -36,7 +37,7 @@ class Figure(_Model):
     unit: str
     threshold: float | None
     op: Op
-    verdict: Literal["PASS", "FAIL", "INFO"]
+    verdict: Literal["PASS", "FAIL", "INFO", "INVALID"]
     n: int = Field(ge=0)
     source: str
     nodeid: str = ""
@@ -51,6 +52,7 @@ class Figure(_Model):
     # model_threshold is the bound it is held to where real components decide it.
     not_judged: str = ""
     model_threshold: float | None = None
+    invalid: str = ""  # why a fault during the measurement makes the figure untrustworthy
 
     @classmethod
     def of(cls, v: Verdict) -> Figure:
@@ -73,6 +75,7 @@ class Figure(_Model):
             paper=v.paper,
             not_judged=v.model_check,
             model_threshold=v.model_threshold,
+            invalid=v.invalid,
         )
 
     @property
@@ -223,6 +226,7 @@ class ResultsWriter:
 
     def write(self) -> None:
         try:
-            write_atomic(self.path, dump(self.results))
+            # Test messages and preflight facts come from outside: secrets masked.
+            write_atomic(self.path, redact.scrub(dump(self.results)))
         except OSError as exc:
             self.error = f"could not write {self.path}: {exc.strerror or exc}"

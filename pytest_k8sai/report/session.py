@@ -21,6 +21,7 @@ import pytest
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.core.verdicts import VERDICTS_FILE, Verdict, VerdictLog
 from pytest_k8sai.report import allure as allure_out
+from pytest_k8sai.report import redact
 from pytest_k8sai.report.baseline import Baseline
 from pytest_k8sai.report.compare import Comparer
 from pytest_k8sai.report.plots import Plot, PlotLog
@@ -259,7 +260,8 @@ class RunReport:
             res.report_overhead_s = self.seconds + self.plots.seconds
             self.writer.write()
             try:
-                write_atomic(self.results_dir / SUMMARY_FILE, summary_markdown(res, self.path))
+                summary = redact.scrub(summary_markdown(res, self.path))
+                write_atomic(self.results_dir / SUMMARY_FILE, summary)
             except OSError as exc:
                 self.writer.error = self.writer.error or f"could not write summary: {exc}"
             if alluredir is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from pytest_k8sai.core.verdicts import VerdictLog, format_verdict_rows
+from pytest_k8sai.report import redact
 from pytest_k8sai.report.aic.session import AicResult
 from pytest_k8sai.report.session import RunReport
 from pytest_k8sai.report.summary import comparison_lines
@@ -65,7 +66,7 @@ def write_conformance(tr: pytest.TerminalReporter, result: AicResult | None, ful
 def write_notes(tr: pytest.TerminalReporter, notes: list[str]) -> None:
     """What fixtures had to say (a kept cluster's kubeconfig, logs collected after a failure)."""
     for note in notes:
-        tr.write_line(f"k8sai: {note}", yellow=True)
+        tr.write_line(f"k8sai: {redact.scrub(note)}", yellow=True)  # notes quote errors
 
 
 def _write_comparison(tr: pytest.TerminalReporter, report: RunReport) -> None:

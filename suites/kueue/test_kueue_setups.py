@@ -35,8 +35,20 @@ def _median_makespan(runs) -> float:
     return statistics.median(r.stats.makespan_s for r in runs)
 
 
+def _invalid(runs, counts: bool = False) -> str:
+    """Why a fault during the runs spoils their arrival-time figures (or, with ``counts``,
+    their event counts); "" when nothing did. Such figures are INVALID, never judged."""
+    reasons = [
+        f"{r.setup} run {r.run}: {r.counts_invalid if counts else r.timing_invalid}"
+        for r in runs
+        if (r.counts_invalid if counts else r.timing_invalid)
+    ]
+    return "; ".join(reasons)
+
+
 def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
     runs = kueue_experiment.get(setup.name)
+    invalid = _invalid(runs)
     for r in runs:
         incomplete = [n for n, rec in r.records.items() if rec.completed is None]
         assert not incomplete, f"{setup.name} run {r.run}: jobs never completed: {incomplete}"
@@ -48,6 +60,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
         n=len(runs),
         source="first Job creation -> last Job Complete, watch events",
         samples=[r.stats.makespan_s for r in runs],
+        invalid=invalid,
     )
     jct = [rec.jct_s for r in runs for rec in r.records.values() if rec.jct_s is not None]
     slo.info(
@@ -57,6 +70,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
         n=len(jct),
         source="per job, Job creation -> Job Complete, watch events, all runs",
         samples=jct,
+        invalid=invalid,
     )
     profile = kueue_experiment.cluster.profile
     gpus = profile.total_gpus
@@ -78,6 +92,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
             if setup.name == "preemption"
             else ""
         ),
+        invalid=invalid,
     )
     run_s = statistics.median(v for r in runs for v in r.written_s.values())
     retry = [v for r in runs for v in r.latencies_ms()[0]]
@@ -93,6 +108,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
         source=f"median written run time {run_s:.2f} s over median {what} -> pod Running "
         f"{statistics.median(start):.0f} ms, time compression {profile.time_compression:g}",
         key="kueue_duration_latency_ratio_min",
+        invalid=invalid,
     )
     if retry:
         who = (
@@ -113,6 +129,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
             + f"; {who}; "
             f"x{profile.time_compression:g} in paper time",
             samples=retry,
+            invalid=invalid,
         )
         # The wait the compression magnifies most, against the work it delays: above the bound
         # it biases makespan and JCT (Table 3; the whole-GPU arm of Table 6).
@@ -126,6 +143,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
             source=f"median wait {statistics.median(retry):.0f} ms over median written run time "
             f"{run_s:.2f} s ({who}), time compression {profile.time_compression:g}",
             key="kueue_wait_after_free_ratio_max",
+            invalid=invalid,
         )
     if not setup.kueue:
         return
@@ -160,6 +178,17 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
             statistic="p99",
             key="kueue_admission_attempt_p99_ms",
         )
+    spoiled = "; ".join(f"run {r.run}: {r.histogram_invalid}" for r in runs if r.histogram_invalid)
+    if spoiled and not exact and not hists:
+        slo.info(
+            f"{setup.name}: admission attempt P99 (histogram)",
+            float("nan"),
+            unit="ms",
+            n=0,
+            source="kueue_admission_attempt_duration_seconds increase over the runs",
+            invalid=spoiled,
+        )
+        return
     if kueue_experiment.admission_unavailable:
         slo.info(
             f"{setup.name}: admission attempt P99 not measured",
@@ -205,6 +234,7 @@ def test_fifo_kept_across_workload_creation_seconds(kueue_experiment, slo):
         f"were created in different seconds (Kueue's FIFO key), over {len(runs)} runs; order from "
         f"{'Kueue log (scheduler decisions)' if from_log else 'watch events'}",
         key="kueue_fifo_order_kept_min",
+        invalid="" if from_log else _invalid(runs),
     )
     a, b = ((r.decision_order if from_log else r.admission_order)[first_wave:] for r in runs[:2])
     where = first_divergence(a, b)
@@ -216,6 +246,7 @@ def test_fifo_kept_across_workload_creation_seconds(kueue_experiment, slo):
         source="order after the first wave; first divergence: "
         f"{'none' if where is None else f'position {where + first_wave}'}; jobs "
         "created in the same second are ordered by Workload UID",
+        invalid="" if from_log else _invalid(runs),
     )
 
 
@@ -250,6 +281,7 @@ def test_preemption_shortens_makespan(kueue_experiment, slo):
         + ", ".join(f"{r.stats.makespan_s:.1f}" for r in base_runs),
         key="kueue_preemption_makespan_ratio_max",
         model_check=_ordering_not_judged(profile, min(len(pre_runs), len(base_runs))),
+        invalid=_invalid(base_runs + pre_runs),
     )
 
 
@@ -269,6 +301,7 @@ def test_preemption_happens(kueue_experiment, slo):
         source=f"Workload evictions seen by the watch, per run {per_run}; reasons "
         f"{', '.join(reasons) or 'none'}",
         key="kueue_preemptions_min",
+        invalid=_invalid(runs, counts=True),
     )
     # Which jobs Kueue chose as victims: the paper's + Preemption gives the large model the
     # higher priority (kueue/setups.yaml), so with LowerPriority only medium jobs may go.
@@ -285,6 +318,7 @@ def test_preemption_happens(kueue_experiment, slo):
         source=f"evictions of large-model Workloads per run {large} (all: {per_run}); "
         "withinClusterQueue LowerPriority must pick medium (priority 0) victims",
         key="kueue_large_jobs_preempted_max",
+        invalid=_invalid(runs, counts=True),
     )
 
 
@@ -307,6 +341,9 @@ def test_priority_lowers_large_job_queue_time(kueue_experiment, slo):
         n=16 * len(kueue_experiment.get("priority")),
         source=f"medians {prio:.2f} s / {base:.2f} s (paper 10.2/17.3 = 0.59)",
         key="kueue_priority_large_queue_ratio_max",
+        invalid=_invalid(
+            kueue_experiment.get("best-effort-fifo") + kueue_experiment.get("priority")
+        ),
     )
 
 
@@ -325,4 +362,5 @@ def test_cohort_borrowing_happens(kueue_experiment, slo):
         n=len(runs),
         source="ClusterQueue status.flavorsReservation[].borrowed, watched",
         key="kueue_borrowed_gpus_min",
+        invalid=_invalid(runs, counts=True),
     )

@@ -35,6 +35,7 @@ ROOT_MODULES = {
     "fixtures": TOP,  # pytest fixtures
     "cli": TOP,  # the `k8sai` command
     "runstate": TOP,  # the session's RunReport + ClusterHandle: needs report and clusters
+    "interrupts": TOP,  # SIGINT/SIGTERM during the session: pytest hooks, reads RunState
     "calibrate": TOP,  # `k8sai calibrate`: runs pytest trials, proposes slo thresholds
     "mutantrun": TOP,  # `k8sai mutants run`: one pytest child per mutant, the table
     "controlruns": TOP,  # `k8sai mutants control`: the unmutated PR tier N times, false alarms

@@ -307,6 +307,21 @@ def test_comparer_lists_new_and_missing(tmp_path):
     assert [c.figure for c in comparer.regressions] == ["admission P50"]
 
 
+def test_invalid_figures_are_neither_baseline_nor_compared(tmp_path):
+    # A figure a fault spoiled (INVALID) is no baseline, and tonight's is not judged against one.
+    spoiled = fig([x * 3 for x in latencies(1)]).model_copy(
+        update={"verdict": "INVALID", "invalid": "Pod watch down 4.0 s"}
+    )
+    path = tmp_path / "results.json"
+    path.write_text(dump(results_with(spoiled, fig(latencies(3), name="kept"))))
+    comparer = Comparer(load_baseline(path), POLICY)
+    assert comparer.add(fig(latencies(2))).verdict == "NEW"  # no valid baseline for it
+    assert comparer.add(spoiled.model_copy(update={"figure": "kept"})) is None
+    comparer.finish()
+    verdicts = {c.figure: c.verdict for c in comparer.comparison.changes}
+    assert verdicts == {"admission P50": "NEW"}
+
+
 def test_baseline_directory_is_searched(tmp_path):
     for i in range(2):
         d = tmp_path / f"night{i}"

@@ -489,6 +489,34 @@ def test_watch_loop_lists_watches_reconnects_and_stops(fake_api):
     assert fake_api.watch_rvs["list_namespaced_pod"][0] == "1"
     assert rec.lag().events >= 4
     assert not any(th.is_alive() for th in rec._threads)
+    # The 410 is an outage of the Job watch, counted: job "a" changed (rv 11 -> the relisted
+    # version) without an event, so one object's changes were missed.
+    (gap,) = rec.gaps()
+    assert gap.kind == "Job" and gap.relisted and gap.missed == 1 and gap.end is not None
+    assert "relisted, 1 objects changed unseen" in gap.describe()
+
+
+def test_connection_loss_is_a_gap_and_the_watch_resumes_from_its_version(fake_api):
+    fake_api.streams["list_namespaced_pod"] = [
+        [ConnectionResetError("peer reset")],  # the API server went away mid-stream
+    ]
+    fake_api.streams["list_namespaced_job"] = [["gate"]]
+    fake_api.lists["list_namespaced_job"] = [body("10", job("a", cond="Complete"))]
+    rec = recorder().start(ready_timeout_s=5)
+    fake_api.gate.set()
+    try:
+        rec.wait_complete({"a"}, timeout_s=5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (rec.gaps() and rec.gaps()[0].end):
+            time.sleep(0.02)
+    finally:
+        rec.stop()
+    (gap,) = rec.gaps()
+    assert gap.kind == "Pod" and gap.end is not None and not gap.relisted and gap.missed == 0
+    assert gap.failures == 1 and "ConnectionResetError" in gap.cause
+    # No relist: the watch went on from the version it had ("1"), after the probe list.
+    assert fake_api.watch_rvs["list_namespaced_pod"][:2] == ["1", "1"]
+    assert gap.overlaps(gap.start - 1, gap.start) and not gap.overlaps(0, gap.start - 1)
 
 
 def test_start_fails_when_a_kind_cannot_be_listed(fake_api):

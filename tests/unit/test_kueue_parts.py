@@ -226,3 +226,28 @@ def test_parse_admissions_keeps_decision_order_for_one_namespace():
         assumed("a", "w1"),
     ]
     assert parse_admissions(lines, "a") == ["w2", "w1"]
+
+
+def test_parse_attempts_of_one_namespace_keeps_the_cycles_that_took_its_workloads():
+    def head(msg, cycle, ns):
+        return _line(msg, cycle, workload={"name": f"w-{ns}", "namespace": ns})
+
+    lines = [
+        _line("Obtained heads", 1, headCount=2, waitDuration=0),
+        head("Attempting to schedule workload", 1, "a"),
+        head("Workload re-queued", 1, "b"),
+        _line("Scheduling cycle complete", 1, duration=0.004),
+        _line("Obtained heads", 2, headCount=1, waitDuration=0),
+        head("Workload re-queued", 2, "b"),  # inadmissible at nomination: only this line
+        _line("Scheduling cycle complete", 2, duration=0.002),
+        _line("Obtained heads", 3, headCount=1, waitDuration=0),
+        head("Attempting to schedule workload", 3, "a"),
+        _line("Scheduling cycle complete", 3, duration=0.003),
+        _line("Obtained heads", 4, headCount=1, waitDuration=0),
+        # Some lines print the Workload as text: namespace/name.
+        _line("Workload couldn't be admitted.", 4, workload="b/w-b"),
+        _line("Scheduling cycle complete", 4, duration=0.003),
+    ]
+    assert [a.cycle for a in parse_attempts(lines, "a")] == [1, 3]
+    assert [a.cycle for a in parse_attempts(lines, "b")] == [1, 2, 4]
+    assert [a.cycle for a in parse_attempts(lines)] == [1, 2, 3, 4]

@@ -131,7 +131,7 @@ def stop(records: list[ProcRecord], grace_s: float = STOP_GRACE_S) -> list[str]:
 COMPONENT_NICE = -10
 
 
-def _priority_prefix() -> list[str]:
+def priority_prefix() -> list[str]:
     nice = shutil.which("nice")
     if os.geteuid() != 0 or nice is None:
         return []
@@ -157,7 +157,7 @@ class Supervisor:
         log = self.logs / f"{name}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
-                [*_priority_prefix(), str(exe), *args],
+                [*priority_prefix(), str(exe), *args],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -369,7 +369,8 @@ class LocalProvider(ClusterProvider):
         started = time.monotonic()
         with contextlib.suppress(Exception):
             atexit.unregister(self._atexit)
-        killed = state.remove(self.cluster_name, self._state or state.load(self.cluster_name))
+        # The state file first: it holds processes restarted since start (fault injection).
+        killed = state.remove(self.cluster_name, state.load(self.cluster_name) or self._state)
         self._created = False
         note = f"; SIGKILLed {', '.join(killed)}" if killed else ""
         self.log(
