@@ -72,6 +72,14 @@ class RunResult:
         return "; ".join(reasons)
 
     @property
+    def attempts_invalid(self) -> str:
+        """Why this run's admission attempts are not Kueue's normal ones: while the API server
+        did not answer, Kueue's cycles fail fast and retry (thousands of sub-millisecond
+        attempts), which would drag the P99 down; "" when the API answered throughout."""
+        api = [g for g in self.gaps if g.kind == "API"]
+        return summarize_gaps(api) if api else ""
+
+    @property
     def counts_invalid(self) -> str:
         """Why counted events (preemptions, borrowing) may be incomplete: only a relist that
         found objects changed unseen, or samples the API disagrees with; "" when complete."""

@@ -30,7 +30,20 @@ def write_summary(
             tr.write_line(line, bold=True)
         for row, v in zip(rows, verdicts, strict=True):
             for line in row:
-                tr.write_line(line, red=not v.passed, green=v.passed and v.threshold is not None)
+                tr.write_line(
+                    line,
+                    red=not v.passed,
+                    yellow=bool(v.invalid),
+                    green=v.passed and v.threshold is not None and not v.invalid,
+                )
+        if invalid := [v for v in verdicts if v.invalid]:
+            # Neither green nor red: say so, so a nightly reading only the exit code is told.
+            tr.write_line(
+                f"{len(invalid)} figures INVALID (a fault during the measurement; not judged, "
+                "see each one's reason)",
+                yellow=True,
+                bold=True,
+            )
         tr.write_line(f"verdicts: {log.path}")
     if report is not None:
         _write_comparison(tr, report)

@@ -148,6 +148,9 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
     if not setup.kueue:
         return
     threshold = profile.slo.kueue_admission_attempt_p99_ms
+    attempts_invalid = "; ".join(
+        f"run {r.run}: {r.attempts_invalid}" for r in runs if r.attempts_invalid
+    )
     exact = [a for r in runs for a in (r.attempts_ms or [])]
     hists = [r.histogram for r in runs if r.histogram is not None and r.histogram.count]
     if hists:
@@ -164,6 +167,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
             source="kueue_admission_attempt_duration_seconds increase over the runs, "
             "default buckets, interpolated" + ("" if exact else "; SLO verdict"),
             key="" if exact else "kueue_admission_attempt_p99_ms",
+            invalid=attempts_invalid,
         )
     if exact:
         slo.check(
@@ -177,6 +181,7 @@ def test_setup_completes_with_fast_admission(setup, kueue_experiment, slo):
             samples=exact,
             statistic="p99",
             key="kueue_admission_attempt_p99_ms",
+            invalid=attempts_invalid,
         )
     spoiled = "; ".join(f"run {r.run}: {r.histogram_invalid}" for r in runs if r.histogram_invalid)
     if spoiled and not exact and not hists:
