@@ -11,10 +11,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 
+from pytest_k8sai.clusters.apiclient import bounded_client
 from pytest_k8sai.core.apis import KUEUE_VERSION
 from pytest_k8sai.core.profiles import Profile
 
@@ -22,39 +22,6 @@ from pytest_k8sai.core.profiles import Profile
 CREATED_BY_LABEL = "k8sai.io/created-by"
 CREATED_BY_VALUE = "pytest-k8sai"
 RUN_ID_LABEL = "k8sai.io/run-id"
-# Read timeout of a request that names none: no single answer of an API server takes this
-# long, and without one a frozen API server (or a dropped connection) hangs the run forever.
-READ_TIMEOUT_S = 120.0
-
-
-class BoundedApiClient(client.ApiClient):
-    """An ApiClient whose requests are never unbounded: a call without ``_request_timeout``
-    gets (the profile's connect timeout, READ_TIMEOUT_S). Streams (``watch=``, ``follow=``)
-    are left as they are: their callers bound them with ``timeout_seconds``."""
-
-    def __init__(self, configuration: client.Configuration, connect_timeout_s: float) -> None:
-        super().__init__(configuration=configuration)
-        self.default_timeout = (connect_timeout_s, READ_TIMEOUT_S)
-
-    def call_api(
-        self,
-        method: str,
-        url: str,
-        *args: Any,
-        _request_timeout: float | tuple[float, float] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        if _request_timeout is None and "watch=" not in url and "follow=" not in url:
-            _request_timeout = self.default_timeout
-        return super().call_api(method, url, *args, _request_timeout=_request_timeout, **kwargs)
-
-
-def bounded_client(
-    kubeconfig: Path | str, context: str | None, connect_timeout_s: float
-) -> BoundedApiClient:
-    cfg = type.__call__(client.Configuration)  # a fresh one, not the process-wide default
-    config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=cfg)
-    return BoundedApiClient(cfg, connect_timeout_s)
 
 
 @dataclass

@@ -178,9 +178,20 @@ def remember_handle(handle: Any) -> None:
     """:func:`remember_cluster` for a ClusterHandle, with the Authorization header of its API
     client (an exec plugin's or token file's token, which the kubeconfig does not hold)."""
     try:
-        header = handle.api_client.configuration.api_key.get("authorization")
+        api = handle.api_client
+        # Through auth_settings(): the api_key entry is "BearerToken" in recent clients.
+        header = next(
+            (
+                str(s.get("value"))
+                for s in api.configuration.auth_settings().values()
+                if s.get("in") == "header" and s.get("key") == "authorization"
+            ),
+            None,
+        )
     except Exception:  # noqa: BLE001 - a client that cannot be made fails the tests, not this
-        header = None
+        api, header = None, None
+    if hasattr(api, "on_new_token"):
+        api.on_new_token = remember_authorization  # a token re-read on 401 is masked too
     remember_cluster(handle.kubeconfig, handle.endpoints, header)
 
 

@@ -111,21 +111,3 @@ def test_gaps_are_summed_up_in_one_sentence():
         "unseen"
     )
     assert summarize_gaps([]) == ""
-
-
-def test_api_requests_without_a_timeout_get_one_and_streams_keep_theirs(monkeypatch):
-    from kubernetes import client
-
-    from pytest_k8sai.clusters.base import READ_TIMEOUT_S, BoundedApiClient
-
-    seen = []
-    monkeypatch.setattr(
-        client.ApiClient,
-        "call_api",
-        lambda self, method, url, *a, _request_timeout=None, **kw: seen.append(_request_timeout),
-    )
-    api = BoundedApiClient(client.Configuration(), connect_timeout_s=7.0)
-    api.call_api("GET", "https://h/api/v1/namespaces")
-    api.call_api("GET", "https://h/api/v1/pods", _request_timeout=3)
-    api.call_api("GET", "https://h/api/v1/pods?watch=true&timeoutSeconds=5")
-    assert seen == [(7.0, READ_TIMEOUT_S), 3, None]
