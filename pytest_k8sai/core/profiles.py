@@ -278,6 +278,46 @@ class GaieExisting(_Strict):
     prefix_aware_url: str | None = None
     # Model servers' metrics URLs for the prefix-cache hit rate (optional).
     metrics_urls: list[str] = Field(default_factory=list)
+    # Routes that require a key (an API gateway, a route behind an OAuth proxy): the bearer
+    # token is read at run time from an environment variable or a file, never written in the
+    # profile, and sent as "Authorization: Bearer <token>" by the probe and by GuideLLM.
+    token_env: str | None = Field(None, description="environment variable holding the token")
+    token_file: Path | None = Field(None, description="file holding the token (one line)")
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> GaieExisting:
+        if self.token_env and self.token_file:
+            raise ValueError("set token_env or token_file, not both")
+        return self
+
+    def token(self) -> str | None:
+        """The bearer token, or None when no source is set. A source that is set but empty or
+        unreadable is an error naming the field: every request would be refused."""
+        if self.token_env:
+            value = os.environ.get(self.token_env, "").strip()
+            if not value:
+                raise ProfileError(
+                    f"profile field 'gaie_suite.existing.token_env' names the environment "
+                    f"variable {self.token_env}, which is unset or empty in this run. Export "
+                    "the inference route's token in it, or remove the field."
+                )
+            return value
+        if self.token_file:
+            path = self.token_file.expanduser()
+            try:
+                value = path.read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ProfileError(
+                    f"profile field 'gaie_suite.existing.token_file': cannot read {path} "
+                    f"({exc.__class__.__name__}: {exc.strerror or exc}). Point it at a "
+                    "readable file holding the token, or remove the field."
+                ) from None
+            if not value:
+                raise ProfileError(
+                    f"profile field 'gaie_suite.existing.token_file': {path} is empty."
+                )
+            return value
+        return None
 
 
 class GaieSuite(_Strict):

@@ -21,6 +21,7 @@ from pytest_k8sai.gaie.experiments import (
 )
 from pytest_k8sai.gaie.guidellm import LoadGenError
 from pytest_k8sai.gaie.replicas import cache_counters
+from pytest_k8sai.report import redact
 
 FIELDS = {
     "direct": "direct_url",
@@ -35,6 +36,25 @@ class ExistingPaths:
     def __init__(self, spec: GaieExisting, timeout_s: float) -> None:
         self.spec = spec
         self.timeout_s = timeout_s
+        self.token = spec.token()  # read once: a bad source fails before any load is sent
+        redact.remember(self.token)
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def _credentials_hint(self, field: str) -> str:
+        if self.token:
+            source = self.spec.token_env or str(self.spec.token_file)
+            return (
+                f"It refused the token from {source} (gaie_suite.existing."
+                f"{'token_env' if self.spec.token_env else 'token_file'}): check that it is "
+                "current and allowed on this route."
+            )
+        return (
+            "The route needs credentials: put its token in an environment variable or a file "
+            "and name it in gaie_suite.existing.token_env or token_file, or point "
+            f"gaie_suite.existing.{field} at a route that serves without them."
+        )
 
     def url(self, path: str) -> str:
         """The base URL of a path; skips the test, naming the field or the address tried, when
@@ -47,15 +67,15 @@ class ExistingPaths:
             )
         probe = f"{url.rstrip('/')}/v1/models"
         try:
-            with urllib.request.urlopen(probe, timeout=self.timeout_s):  # noqa: S310
+            request = urllib.request.Request(probe, headers=self.headers())  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self.timeout_s):  # noqa: S310
                 pass
         except urllib.error.HTTPError as exc:
             if exc.code in (401, 403):
                 # It answered, but every request of the run would be refused the same way.
                 raise LoadGenError(
                     f"'{path}' path refuses requests: GET {probe} answered HTTP {exc.code} "
-                    f"{exc.reason}. The route needs credentials this suite does not send; "
-                    f"point gaie_suite.existing.{field} at a route that serves without them."
+                    f"{exc.reason}. {self._credentials_hint(field)}"
                 ) from None
             # Any other answer (e.g. 404 on a server without /v1/models): reachable.
         except (urllib.error.URLError, OSError) as exc:

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from pytest_k8sai.core.errors import K8saiError
 from pytest_k8sai.core.yamlfiles import invalid_fields
@@ -81,6 +81,9 @@ class GuidellmRun(_Strict):
     timeout_s: float = Field(600.0, gt=0, description="the whole invocation, wall clock")
     worker_processes: int = Field(2, ge=1, le=64)
     validate_backend: bool = True  # GET /health and /v1/models before the first benchmark
+    api_key: SecretStr | None = Field(
+        None, exclude=True, description="bearer token sent with every request (see run_guidellm)"
+    )
 
     @field_validator("streams")
     @classmethod
@@ -166,9 +169,11 @@ def run_guidellm(run: GuidellmRun, out_dir: Path, name: str = "guidellm") -> Gui
         # Always hand GuideLLM a local tokenizer: left alone it would take the served model's
         # name (e.g. Qwen/Qwen3-8B) as a hub id.
         run = run.model_copy(update={"tokenizer": tokenizer_dir()})
-    cmd = guidellm_executable() + guidellm_command(run, report)
     started = time.monotonic()
     with log.open("w") as log_file, tempfile.TemporaryDirectory(prefix="guidellm-hf-") as hf:
+        cmd = guidellm_executable() + guidellm_command(run, report)
+        if run.api_key is not None:
+            cmd += ["--scenario", str(write_key_scenario(run, Path(hf)))]
         # Own session: GuideLLM starts worker processes, and a timeout must stop them all.
         proc = subprocess.Popen(
             cmd,
@@ -200,6 +205,24 @@ def run_guidellm(run: GuidellmRun, out_dir: Path, name: str = "guidellm") -> Gui
     return parse_report(report).model_copy(update={"command": cmd, "wall_s": wall})
 
 
+def write_key_scenario(run: GuidellmRun, private_dir: Path) -> Path:
+    """A GuideLLM scenario file holding only the backend's API key, in a directory of this
+    invocation (removed afterwards), readable by its owner only.
+
+    GuideLLM 0.8 takes the key as a backend argument, and on its command line it would show in
+    ``ps`` and in the command the results keep. A scenario file is merged under the command
+    line's ``--backend`` (kind, target, model), so only the key comes from here; GuideLLM's
+    report masks it ("**********")."""
+    assert run.api_key is not None
+    path = private_dir / "backend-key.json"
+    scenario = {"spec": {"backend": {"kind": "openai_http", "target": run.target,
+                                     "api_key": run.api_key.get_secret_value()}}}  # fmt: skip
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(scenario, fh)
+    return path
+
+
 def _stop_group(proc: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
@@ -216,13 +239,17 @@ def _shell(cmd: Sequence[str]) -> str:
 
 
 def _last_exception(log: Path) -> str | None:
-    """The last 'SomeError: message' line of a Python traceback in the log, if any."""
+    """The last 'SomeError: message' line of a Python traceback in the log, if any, with the
+    first one of the chain beside it: GuideLLM wraps the cause (e.g. httpx's "401
+    Unauthorized") in a generic "Backend validation request failed"."""
     try:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return None
-    found = [line.strip() for line in lines if _EXCEPTION_LINE.match(line)]
-    return found[-1].rstrip(".") if found else None
+    found = [line.strip().rstrip(".") for line in lines if _EXCEPTION_LINE.match(line)]
+    if not found:
+        return None
+    return found[-1] if found[0] == found[-1] else f"{found[-1]} (caused by {found[0]})"
 
 
 def _tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:

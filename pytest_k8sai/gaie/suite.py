@@ -63,7 +63,8 @@ class InferenceSuite(SessionRuns[str, Any]):
     ) -> list[LevelResult]:
         s = self.settings
         # On an existing cluster the platform serves its own model under its own name.
-        model = s.existing.model if not self.local and s.existing is not None else s.model
+        existing = s.existing if not self.local else None
+        model = existing.model if existing is not None else s.model
         run = GuidellmRun(
             target=target,
             model=model,
@@ -72,6 +73,7 @@ class InferenceSuite(SessionRuns[str, Any]):
             max_requests=requests,
             tokenizer=tokenizer_dir(),
             timeout_s=s.load_timeout_s(requests, streams, max_output_tokens(data)),
+            api_key=existing.token() if existing is not None else None,
         )
         report = run_guidellm(run, self.work_dir, name=f"guidellm-{label.replace('+', '-')}")
         progress(f"[k8sai] gaie: GuideLLM via {label} took {report.wall_s:.1f}s")

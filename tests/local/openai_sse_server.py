@@ -24,8 +24,16 @@ MODEL = "stub-model"
 
 
 class SseServer:
-    def __init__(self, ttft_s: float = 0.02, itl_s: float = 0.002, fail_every: int = 0) -> None:
+    def __init__(
+        self,
+        ttft_s: float = 0.02,
+        itl_s: float = 0.002,
+        fail_every: int = 0,
+        token: str | None = None,
+    ) -> None:
         self.ttft_s, self.itl_s, self.fail_every = ttft_s, itl_s, fail_every
+        self.token = token  # when set, every request without "Bearer <token>" gets a 401
+        self.refused = 0  # requests answered 401
         self.completions = 0  # completion requests seen, failed ones included
         self.models: set[str] = set()  # the "model" fields of the completion requests
         self.port = 0
@@ -74,6 +82,10 @@ class SseServer:
                     for k, v in (line.split(":", 1) for line in lines[1:] if ":" in line)
                 }
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
+                if self.token and headers.get("authorization") != f"Bearer {self.token}":
+                    self.refused += 1
+                    await _send_json(writer, 401, {"error": {"message": "missing token"}})
+                    continue
                 await self._handle(method, path.split("?")[0], body, writer)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -132,7 +144,9 @@ def _prompt_text(req: dict, chat: bool) -> str:
 
 async def _send_json(w: asyncio.StreamWriter, status: int, obj: dict) -> None:
     data = json.dumps(obj).encode()
-    reason = {200: "OK", 404: "Not Found", 500: "Internal Server Error"}[status]
+    reason = {200: "OK", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}[
+        status
+    ]
     w.write(
         f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
         f"content-length: {len(data)}\r\n\r\n".encode()

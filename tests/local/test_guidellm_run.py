@@ -86,3 +86,32 @@ def test_unreachable_target_is_a_clear_error(tmp_path):
     assert "GuideLLM exited with code 1 after" in msg and f"against {url}: " in msg
     assert "Backend validation request failed" in msg
     assert f"Last lines of {tmp_path / 'out' / 'guidellm.log'}" in msg
+
+
+def test_api_key_reaches_every_request_but_not_the_command_or_report(tmp_path):
+    dataset = tmp_path / "prompts.jsonl"
+    write_guidellm_dataset(SPEC, dataset)
+    token = "sk-k8sai-test-4f1d9c"  # noqa: S105 - a test token the stub server checks
+    with SseServer(token=token) as server:
+        run = GuidellmRun(target=server.url, dataset=dataset, streams=[1], max_requests=3,
+                          timeout_s=180, api_key=token)  # fmt: skip
+        report = run_guidellm(run, tmp_path / "out")
+        refused, seen = server.refused, server.completions
+    (level,) = report.levels
+    # The stub answers 401 to anything without the token: every request (and the backend
+    # validation before them) carried it.
+    assert (refused, seen, level.successful, level.errored) == (0, 3, 3, 0)
+    assert report.command is not None and token not in " ".join(report.command)
+    out = tmp_path / "out"
+    assert not any(token in p.read_text() for p in out.iterdir())  # report and log
+    assert token not in run.model_dump_json() and token not in repr(run)
+
+
+def test_without_the_key_a_protected_route_fails_naming_the_refusal(tmp_path):
+    dataset = tmp_path / "prompts.jsonl"
+    write_guidellm_dataset(SPEC, dataset)
+    with SseServer(token="sk-needed") as server:  # noqa: S106
+        run = GuidellmRun(target=server.url, dataset=dataset, streams=[1], max_requests=3,
+                          timeout_s=180)  # fmt: skip
+        with pytest.raises(LoadGenError, match=r"caused by .*401 Unauthorized"):
+            run_guidellm(run, tmp_path / "out")

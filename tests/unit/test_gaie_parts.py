@@ -205,3 +205,64 @@ def test_guidellm_limit_grows_with_requests_and_tokens(tmp_path):
         '{"prompt": "a", "output_tokens_count": 16}\n{"prompt": "b", "output_tokens_count": 64}\n'
     )
     assert max_output_tokens(data) == 64
+
+
+def test_existing_token_comes_from_env_or_file_and_bad_sources_name_the_field(
+    tmp_path, monkeypatch
+):
+    from pydantic import ValidationError
+
+    from pytest_k8sai.core.errors import ProfileError
+    from pytest_k8sai.core.profiles import GaieExisting
+
+    monkeypatch.setenv("K8SAI_TEST_ROUTE_TOKEN", " tok-env \n")
+    assert GaieExisting(model="m", token_env="K8SAI_TEST_ROUTE_TOKEN").token() == "tok-env"
+    (tmp_path / "t").write_text("tok-file\n")
+    assert GaieExisting(model="m", token_file=tmp_path / "t").token() == "tok-file"
+    assert GaieExisting(model="m").token() is None
+    monkeypatch.delenv("K8SAI_TEST_ROUTE_TOKEN")
+    with pytest.raises(ProfileError, match="token_env.*K8SAI_TEST_ROUTE_TOKEN.*unset or empty"):
+        GaieExisting(model="m", token_env="K8SAI_TEST_ROUTE_TOKEN").token()
+    with pytest.raises(ProfileError, match="token_file.*cannot read"):
+        GaieExisting(model="m", token_file=tmp_path / "missing").token()
+    (tmp_path / "empty").write_text("\n")
+    with pytest.raises(ProfileError, match="token_file.*is empty"):
+        GaieExisting(model="m", token_file=tmp_path / "empty").token()
+    with pytest.raises(ValidationError, match="not both"):
+        GaieExisting(model="m", token_env="X", token_file=tmp_path / "t")
+
+
+def test_existing_probe_sends_the_token_and_a_refused_token_is_named(tmp_path):
+    import http.server
+    import threading
+
+    from pytest_k8sai.core.profiles import GaieExisting
+    from pytest_k8sai.gaie.existing import ExistingPaths
+    from pytest_k8sai.gaie.guidellm import LoadGenError
+
+    class NeedsToken(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            ok = self.headers.get("Authorization") == "Bearer right"
+            self.send_response(200 if ok else 403)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), NeedsToken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        right, wrong = tmp_path / "right", tmp_path / "wrong"
+        right.write_text("right")
+        wrong.write_text("wrong")
+        good = ExistingPaths(GaieExisting(model="m", direct_url=url, token_file=right), 2)
+        assert good.url("direct") == url
+        bad = ExistingPaths(GaieExisting(model="m", direct_url=url, token_file=wrong), 2)
+        with pytest.raises(LoadGenError, match=f"HTTP 403.*refused the token from {wrong}"):
+            bad.url("direct")
+        none = ExistingPaths(GaieExisting(model="m", direct_url=url), 2)
+        with pytest.raises(LoadGenError, match="needs credentials.*token_env or token_file"):
+            none.url("direct")
+    finally:
+        server.shutdown()
