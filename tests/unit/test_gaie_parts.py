@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -158,31 +162,35 @@ def test_plots_draw_each_figure_from_the_request_samples(tmp_path):
     assert gaie_plots.render_overhead(log, {"direct": PathRun("direct", "", [])}) == []
 
 
-def test_existing_path_refusing_requests_is_an_error_not_reachable():
-    import http.server
-    import threading
+@contextlib.contextmanager
+def _status_server(status: Callable[[str | None], int]) -> Iterator[str]:
+    """A loopback HTTP server answering every GET with ``status(Authorization header)``."""
 
-    from pytest_k8sai.core.profiles import GaieExisting
-    from pytest_k8sai.gaie.existing import ExistingPaths
-    from pytest_k8sai.gaie.guidellm import LoadGenError
-
-    class Refuse(http.server.BaseHTTPRequestHandler):
+    class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - the stdlib's name
-            self.send_response(401)
+            self.send_response(status(self.headers.get("Authorization")))
             self.end_headers()
 
         def log_message(self, *args):
             pass
 
-    server = http.server.HTTPServer(("127.0.0.1", 0), Refuse)
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_existing_path_refusing_requests_is_an_error_not_reachable():
+    from pytest_k8sai.core.profiles import GaieExisting
+    from pytest_k8sai.gaie.existing import ExistingPaths
+    from pytest_k8sai.gaie.guidellm import LoadGenError
+
+    with _status_server(lambda _auth: 401) as url:
         paths = ExistingPaths(GaieExisting(model="m", gateway_url=url), timeout_s=2)
         with pytest.raises(LoadGenError, match="answered HTTP 401"):
             paths.url("gateway")
-    finally:
-        server.shutdown()
 
 
 def test_existing_routing_alternates_which_configuration_runs_first():
@@ -233,26 +241,11 @@ def test_existing_token_comes_from_env_or_file_and_bad_sources_name_the_field(
 
 
 def test_existing_probe_sends_the_token_and_a_refused_token_is_named(tmp_path):
-    import http.server
-    import threading
-
     from pytest_k8sai.core.profiles import GaieExisting
     from pytest_k8sai.gaie.existing import ExistingPaths
     from pytest_k8sai.gaie.guidellm import LoadGenError
 
-    class NeedsToken(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - the stdlib's name
-            ok = self.headers.get("Authorization") == "Bearer right"
-            self.send_response(200 if ok else 403)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), NeedsToken)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
+    with _status_server(lambda auth: 200 if auth == "Bearer right" else 403) as url:
         right, wrong = tmp_path / "right", tmp_path / "wrong"
         right.write_text("right")
         wrong.write_text("wrong")
@@ -264,5 +257,3 @@ def test_existing_probe_sends_the_token_and_a_refused_token_is_named(tmp_path):
         none = ExistingPaths(GaieExisting(model="m", direct_url=url), 2)
         with pytest.raises(LoadGenError, match="needs credentials.*token_env or token_file"):
             none.url("direct")
-    finally:
-        server.shutdown()
