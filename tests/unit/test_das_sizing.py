@@ -30,3 +30,21 @@ def test_concurrency_threshold_scales_with_the_planners_best() -> None:
     threshold, note = concurrency_threshold(p, 20)  # the issue's 4-GPU vendor: best 20
     assert threshold == pytest.approx(25 * 20 / 28) and threshold <= 20
     assert "best 20 / paper best 28" in note
+
+
+SIZES = [(2, 1), (4, 1), (6, 1), (8, 1), (2, 2), (4, 2), (8, 2)]
+
+
+@pytest.mark.parametrize(("per_node", "nodes"), SIZES)
+def test_full_trace_threshold_never_asks_more_than_the_planners_best(per_node, nodes) -> None:
+    """On 2, 4, 6 and 8 GPUs per node, one node or two: the concurrency the full trace must
+    reach is at most what the planner can pack on those GPUs, and no job of the limited
+    experiment waits for a GPU."""
+    from pytest_k8sai.das.runs import slice_plan
+    from pytest_k8sai.workloads.whisper import load_trace
+
+    profile = _with_gpus(per_node, nodes)
+    best = slice_plan(profile, load_trace().jobs).best_concurrency
+    threshold, _ = concurrency_threshold(profile, best)
+    assert 0 < threshold <= best <= len(load_trace().jobs)
+    assert limited_per_model(profile, 2) * 2 <= profile.total_gpus

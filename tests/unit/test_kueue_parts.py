@@ -251,3 +251,20 @@ def test_parse_attempts_of_one_namespace_keeps_the_cycles_that_took_its_workload
     assert [a.cycle for a in parse_attempts(lines, "a")] == [1, 3]
     assert [a.cycle for a in parse_attempts(lines, "b")] == [1, 2, 4]
     assert [a.cycle for a in parse_attempts(lines)] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize(
+    ("per_node", "nodes"), [(2, 1), (4, 1), (6, 1), (8, 1), (2, 2), (4, 2), (8, 2)]
+)
+def test_every_setup_plans_whole_gpu_quotas_at_each_cluster_size(per_node, nodes):
+    """The quotas are shares of the GPUs found: each setup fits 2, 4, 6 and 8 GPUs per node on
+    one node or two, and its ClusterQueues' quotas add up to the GPUs there are."""
+    total = per_node * nodes
+    for setup in load_setups():
+        p = plan(setup, "ns", total)
+        quotas = [
+            int(c["spec"]["resourceGroups"][0]["flavors"][0]["resources"][0]["nominalQuota"])
+            for c, plural in p.cluster_objects
+            if plural == "clusterqueues"
+        ]
+        assert sum(quotas) == (total if setup.kueue else 0), setup.name
