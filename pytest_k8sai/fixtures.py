@@ -21,7 +21,7 @@ from pytest_k8sai.clusters.base import (
     ClusterHandle,
     ClusterProvider,
 )
-from pytest_k8sai.clusters.objects import owned_namespace
+from pytest_k8sai.clusters.objects import run_namespace
 from pytest_k8sai.clusters.preflight import report as preflight
 from pytest_k8sai.clusters.preflight.outlook import gpu_resource
 from pytest_k8sai.core.apis import KUEUE_GROUP, kueue_version_of
@@ -240,7 +240,7 @@ def _k8sai_cluster_requirements(request: pytest.FixtureRequest) -> None:
 def k8s_namespace(cluster: ClusterHandle, k8sai_run_id: str) -> Iterator[str]:
     """A fresh labelled namespace whose default ServiceAccount exists; deleted afterwards."""
     try:
-        with owned_namespace(cluster.core, k8sai_run_id, labels=cluster.namespace_labels) as name:
+        with run_namespace(cluster, k8sai_run_id) as name:
             yield name
     except ClusterError as exc:
         pytest.fail(str(exc), pytrace=False)

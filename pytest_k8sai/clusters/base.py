@@ -11,12 +11,16 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubernetes import client
 
 from pytest_k8sai.clusters.apiclient import bounded_client
 from pytest_k8sai.core.apis import KUEUE_VERSION
 from pytest_k8sai.core.profiles import Profile
+
+if TYPE_CHECKING:
+    from pytest_k8sai.clusters.nspool import NamespacePool
 
 # Every object the suite creates carries this label, so cleanup never touches anything else.
 CREATED_BY_LABEL = "k8sai.io/created-by"
@@ -49,6 +53,9 @@ class ClusterHandle:
     # The resource a whole-GPU pod asks for (detected by preflight): nvidia.com/gpu where the
     # device plugin advertises it; where only DAS slices exist, the profile's whole-GPU slice.
     gpu_resource: str = "nvidia.com/gpu"
+    # Pre-created namespaces the suites borrow instead of creating their own (profile
+    # reach.namespaces, existing clusters only); None: each test creates a fresh one.
+    namespace_pool: NamespacePool | None = None
 
     @cached_property
     def api_client(self) -> client.ApiClient:

@@ -23,6 +23,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from pytest_k8sai.clusters.base import ClusterHandle, ClusterProvider
 from pytest_k8sai.clusters.kubeconfig import Resolved, resolve_context, resolve_kubeconfig
+from pytest_k8sai.clusters.nspool import NamespacePool
 from pytest_k8sai.core.apis import KUEUE_CRD, KUEUE_GROUP
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.core.profiles import Profile
@@ -113,6 +114,11 @@ class ExistingProvider(ClusterProvider):
             endpoints={"apiserver": server},
             versions={"kubernetes": version},
             missing=missing,
+            namespace_pool=(
+                NamespacePool(self.profile.reach.namespaces)
+                if self.profile.reach.namespaces
+                else None
+            ),
         )
         return self._handle
 

@@ -15,7 +15,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from pytest_k8sai.clusters.base import CREATED_BY_LABEL, CREATED_BY_VALUE, RUN_ID_LABEL
+from pytest_k8sai.clusters.base import (
+    CREATED_BY_LABEL,
+    CREATED_BY_VALUE,
+    RUN_ID_LABEL,
+    ClusterHandle,
+)
 from pytest_k8sai.core.apis import KUEUE_VERSION, kueue_body
 from pytest_k8sai.core.errors import ClusterError
 
@@ -133,3 +138,18 @@ def owned_namespace(
                     f"Cannot delete namespace {name} (label {RUN_ID_LABEL}={run_id}): "
                     f"HTTP {exc.status} {exc.reason}; delete it by hand."
                 ) from None
+
+
+def run_namespace(
+    cluster: ClusterHandle,
+    run_id: str,
+    prefix: str = "k8sai",
+    labels: dict[str, str] | None = None,
+) -> contextlib.AbstractContextManager[str]:
+    """The namespace a test works in: a fresh one of its own (:func:`owned_namespace`), or,
+    where the profile lists pre-created namespaces (``reach.namespaces``), one borrowed from
+    them. Either carries the cluster's namespace labels and ``labels``."""
+    wanted = {**cluster.namespace_labels, **(labels or {})}
+    if cluster.namespace_pool is not None:
+        return cluster.namespace_pool.lease(cluster.api_client, run_id, prefix, wanted)
+    return owned_namespace(cluster.core, run_id, prefix, wanted)

@@ -33,6 +33,15 @@ class Reach(_Strict):
     kubeconfig: str | None = Field(None, description="path; default: $KUBECONFIG or ~/.kube/config")
     context: str | None = Field(None, description="kubeconfig context; default: the current one")
     connect_timeout_s: float = Field(10.0, gt=0, le=60)
+    # Where this identity may not create namespaces (OpenShift users without the
+    # self-provisioner role, or whose projects come from ProjectRequests that cannot carry the
+    # labels Kueue needs): namespaces an admin created for the suites, with those labels. The
+    # suites borrow them one at a time instead of creating their own and remove only what they
+    # made there. docs/existing-clusters.md "Pre-created namespaces".
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description="pre-created namespaces the suites use instead of creating their own",
+    )
 
 
 class GpuNodes(_Strict):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_k8sai.clusters.base import ClusterHandle
-from pytest_k8sai.clusters.objects import ObjectTracker, owned_namespace
+from pytest_k8sai.clusters.objects import ObjectTracker, run_namespace
 from pytest_k8sai.core.errors import K8saiError
 from pytest_k8sai.core.profiles import Profile
 from pytest_k8sai.das import slices as das
@@ -238,14 +238,11 @@ def run_arm(
             log(f"[k8sai] das {exp.name}/{arm.name}: slice nodes {slice_nodes}: {plan.describe()}")
         label = cluster.endpoints.get(DAS_NAMESPACE_ENDPOINT, "") if arm.das else ""
         ns = stack.enter_context(
-            owned_namespace(
-                cluster.core,
+            run_namespace(
+                cluster,
                 run_id,
                 prefix=f"das-{exp.name}-{arm.name}",
-                labels={
-                    **cluster.namespace_labels,
-                    **(dict([label.split("=", 1)]) if "=" in label else {}),
-                },
+                labels=dict([label.split("=", 1)]) if "=" in label else {},
             )
         )
         queue = None
@@ -281,6 +278,7 @@ def run_arm(
                 # when its pod is deleted (das-daemonset's pod-deletion watcher removes the CDI
                 # spec, which deletes the claim): a finished Job's pod would hold its slice.
                 ttl_after_finished_s=0 if real_das else None,
+                run_id=run_id,
             )
             for job in exp.jobs
         }

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pytest_k8sai.clusters.base import ClusterHandle
-from pytest_k8sai.clusters.objects import ObjectTracker, owned_namespace
+from pytest_k8sai.clusters.objects import ObjectTracker, run_namespace
 from pytest_k8sai.core.errors import ClusterError
 from pytest_k8sai.kueue import objects as kueue
 from pytest_k8sai.kueue.log import KueueLog, parse_admissions, parse_attempts
@@ -228,9 +228,7 @@ def run_once(
         else None
     )
     with (
-        owned_namespace(
-            cluster.core, run_id, prefix=f"kq-{setup.name[:12]}", labels=cluster.namespace_labels
-        ) as ns,
+        run_namespace(cluster, run_id, prefix=f"kq-{setup.name[:12]}") as ns,
         ObjectTracker(cluster.api_client, run_id, cluster.kueue_version) as objs,
     ):
         planned = plan(setup, ns, profile.total_gpus, cluster.gpu_resource)
@@ -276,6 +274,7 @@ def run_once(
                         queue=planned.queue_of.get(job.model),
                         resource=cluster.gpu_resource,
                         priority_class=planned.priority_class_of.get(job.model),
+                        run_id=run_id,
                     ),
                 )
             log(f"[k8sai] {setup.name} run {run}: {len(written)} jobs submitted in {ns}")

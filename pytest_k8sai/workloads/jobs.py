@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
+from pytest_k8sai.clusters.base import CREATED_BY_LABEL, CREATED_BY_VALUE, RUN_ID_LABEL
 from pytest_k8sai.core.apis import KUEUE_PRIORITY_CLASS_LABEL as PRIORITY_CLASS_LABEL
 from pytest_k8sai.core.apis import KUEUE_QUEUE_LABEL as QUEUE_LABEL
 from pytest_k8sai.core.profiles import Profile, WorkloadPods
@@ -37,6 +38,7 @@ def gpu_job(
     labels: dict[str, str] | None = None,
     pods: WorkloadPods | None = None,
     parallelism: int = 1,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """A Job of ``parallelism`` pods (all run at once, each must complete), each asking for
     ``gpus`` of ``resource`` (whole GPUs, or MIG slices such as
@@ -56,6 +58,10 @@ def gpu_job(
         container["command"] = ["sleep", f"{run_seconds:.3f}"]
     if pods.restricted:
         container["securityContext"] = RESTRICTED
+    if run_id is not None:
+        # The Job and its pods carry the run's labels: in a pre-created namespace, which the
+        # run does not delete, they are how it finds what is its own (clusters/nspool.py).
+        labels = {**(labels or {}), CREATED_BY_LABEL: CREATED_BY_VALUE, RUN_ID_LABEL: run_id}
     meta_labels = dict(labels or {})
     if queue:
         meta_labels[QUEUE_LABEL] = queue
@@ -105,6 +111,7 @@ def whisper_job(
     priority_class: str | None = None,
     resource: str = "nvidia.com/gpu",
     ttl_after_finished_s: int | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """One Whisper transcription Job asking for one ``resource`` (a whole GPU or a MIG slice).
 
@@ -122,6 +129,7 @@ def whisper_job(
         labels={MODEL_LABEL: model},
         image=profile.whisper.image,
         pods=profile.workload,
+        run_id=run_id,
     )
     if not profile.simulated and profile.whisper.image:
         # A real transcription; without an image the workload holds the GPU with sleep.

@@ -99,7 +99,7 @@ def test_gpu_gang_admitted_whole_or_not_at_all(
         # --- A: Q pods x 1 GPU, exactly the quota: admitted as one gang.
         job_a = gpu_job(
             "gang-a", ns, run_seconds=RUN_SECONDS, gpus=1, queue=lq, pods=cluster.profile.workload,
-            resource=cluster.gpu_resource, parallelism=QUOTA_GPUS,
+            resource=cluster.gpu_resource, parallelism=QUOTA_GPUS, run_id=k8sai_run_id,
         )  # fmt: skip
         created_a = time.monotonic()
         cluster.batch.create_namespaced_job(ns, job_a)
@@ -131,7 +131,7 @@ def test_gpu_gang_admitted_whole_or_not_at_all(
         # --- B: Q + 1 pods, one more than the quota: must not be admitted in part.
         job_b = gpu_job(
             "gang-b", ns, run_seconds=RUN_SECONDS, gpus=1, queue=lq, pods=cluster.profile.workload,
-            resource=cluster.gpu_resource, parallelism=QUOTA_GPUS + 1,
+            resource=cluster.gpu_resource, parallelism=QUOTA_GPUS + 1, run_id=k8sai_run_id,
         )  # fmt: skip
         cluster.batch.create_namespaced_job(ns, job_b)
         hold_from = time.monotonic()

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pytest_k8sai.clusters.objects import owned_namespace
+from pytest_k8sai.clusters.objects import run_namespace
 from pytest_k8sai.runstate import get_state
 
 
@@ -17,7 +17,7 @@ def gaie(
 ) -> Iterator:
     from pytest_k8sai.gaie.suite import InferenceSuite  # needs the inference extra
 
-    with owned_namespace(cluster.core, k8sai_run_id, labels=cluster.namespace_labels) as ns:
+    with run_namespace(cluster, k8sai_run_id) as ns:
         suite = InferenceSuite(cluster, k8sai_run_id, k8sai_results_dir, ns, k8sai_plots)
         try:
             yield suite

@@ -54,13 +54,13 @@ class Chain:
     node: str
 
 
-def run_chain(cluster, namespace: str, queue: str, run_seconds: float) -> Chain:
+def run_chain(cluster, namespace: str, queue: str, run_seconds: float, run_id: str) -> Chain:
     """Submit one queued GPU Job and follow it to completion, asserting each step."""
     recorder = PodPhaseRecorder(cluster.api_client, namespace).start()
     try:
         job = gpu_job(
             "smoke", namespace, run_seconds=run_seconds, gpus=1, queue=queue,
-            pods=cluster.profile.workload, resource=cluster.gpu_resource,
+            pods=cluster.profile.workload, resource=cluster.gpu_resource, run_id=run_id,
         )  # fmt: skip
         created = time.monotonic()
         cluster.batch.create_namespaced_job(namespace, job)
@@ -117,8 +117,10 @@ def run_chain(cluster, namespace: str, queue: str, run_seconds: float) -> Chain:
         recorder.stop()
 
 
-def test_job_admitted_by_kueue_runs_on_gpu_node_and_completes(cluster, k8s_namespace, queue, slo):
-    chain = run_chain(cluster, k8s_namespace, queue, RUN_SECONDS)
+def test_job_admitted_by_kueue_runs_on_gpu_node_and_completes(
+    cluster, k8s_namespace, queue, slo, k8sai_run_id
+):
+    chain = run_chain(cluster, k8s_namespace, queue, RUN_SECONDS, k8sai_run_id)
     run_s = chain.succeeded - chain.running
     slo.check(
         "smoke pod run time error vs written",
@@ -146,7 +148,7 @@ def test_job_admitted_by_kueue_runs_on_gpu_node_and_completes(cluster, k8s_names
     )
 
 
-def test_kueue_metrics_expose_admission_attempts(cluster, k8s_namespace, queue, slo):
+def test_kueue_metrics_expose_admission_attempts(cluster, k8s_namespace, queue, slo, k8sai_run_id):
     if why := admission_source(cluster):  # an existing cluster: kueue_suite.metrics_url
         pytest.skip(why)
     url = cluster.endpoints.get("kueue_metrics")
@@ -165,7 +167,7 @@ def test_kueue_metrics_expose_admission_attempts(cluster, k8s_namespace, queue, 
             return None  # not exposed before Kueue's first attempt
 
     before = scrape()
-    run_chain(cluster, k8s_namespace, queue, run_seconds=0.5)  # guarantees >= 1 admission
+    run_chain(cluster, k8s_namespace, queue, 0.5, k8sai_run_id)  # guarantees >= 1 admission
     after = scrape()
     assert after is not None, f"{ADMISSION_METRIC} is not exposed after an admission"
     # Only this test's window: a reused cluster's histogram holds earlier runs too.

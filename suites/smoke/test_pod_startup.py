@@ -23,7 +23,7 @@ RUN_SECONDS = 1.0
 WAVE_TIMEOUT_S = 120.0
 
 
-def test_pods_start_within_the_startup_slo(cluster, k8s_namespace, slo):
+def test_pods_start_within_the_startup_slo(cluster, k8s_namespace, slo, k8sai_run_id):
     profile = cluster.profile
     per_wave = profile.total_gpus  # one GPU each: a wave fills every GPU node once
     recorder = PodPhaseRecorder(cluster.api_client, k8s_namespace).start()
@@ -39,6 +39,7 @@ def test_pods_start_within_the_startup_slo(cluster, k8s_namespace, slo):
                         run_seconds=RUN_SECONDS,
                         pods=profile.workload,
                         resource=cluster.gpu_resource,
+                        run_id=k8sai_run_id,
                     ),
                 )
             # The next wave only once this one's GPUs are free again.

@@ -6,6 +6,7 @@ Kueue suites need, a call outside the role is refused, and the smoke suite passe
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import subprocess
 import sys
@@ -35,6 +36,44 @@ def _labelled(doc: dict, run_id: str) -> dict:
         **ownership_labels(run_id),
     }
     return doc
+
+
+def _token_kubeconfig(cluster, service_account: str, path: Path) -> Path:
+    """A kubeconfig for the session cluster holding only a 1-hour token of ServiceAccount
+    ``k8sai-system/<service_account>``."""
+    token = cluster.core.create_namespaced_service_account_token(
+        service_account,
+        "k8sai-system",
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        ),
+    ).status.token
+    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
+    server = admin["clusters"][0]["cluster"]
+    ca = (
+        server.get("certificate-authority-data")
+        or base64.b64encode(Path(server["certificate-authority"]).read_bytes()).decode()
+    )
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {"server": server["server"], "certificate-authority-data": ca},
+                    }
+                ],
+                "users": [{"name": service_account, "user": {"token": token}}],
+                "contexts": [
+                    {"name": "runner", "context": {"cluster": "c", "user": service_account}}
+                ],
+                "current-context": "runner",
+            }
+        )
+    )
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -71,40 +110,7 @@ def runner_kubeconfig(cluster, k8sai_run_id, tmp_path_factory):
         while not rbac_api.read_cluster_role("k8sai-suites").rules:
             assert time.monotonic() < deadline, "k8sai-suites got no aggregated rules in 30 s"
             time.sleep(0.2)
-        token = core.create_namespaced_service_account_token(
-            "k8sai-runner",
-            "k8sai-system",
-            client.AuthenticationV1TokenRequest(
-                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-            ),
-        ).status.token
-        admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-        server = admin["clusters"][0]["cluster"]
-        ca = (
-            server.get("certificate-authority-data")
-            or base64.b64encode(Path(server["certificate-authority"]).read_bytes()).decode()
-        )
-        kubeconfig = tmp_path / "runner.kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [
-                        {
-                            "name": "c",
-                            "cluster": {
-                                "server": server["server"],
-                                "certificate-authority-data": ca,
-                            },
-                        }
-                    ],
-                    "users": [{"name": "runner", "user": {"token": token}}],
-                    "contexts": [{"name": "runner", "context": {"cluster": "c", "user": "runner"}}],
-                    "current-context": "runner",
-                }
-            )
-        )
+        kubeconfig = _token_kubeconfig(cluster, "k8sai-runner", tmp_path / "runner.kubeconfig")
         yield kubeconfig
     finally:
         for doc in reversed(made):
@@ -134,14 +140,16 @@ def runner_kubeconfig(cluster, k8sai_run_id, tmp_path_factory):
                 time.sleep(0.5)
 
 
-def _existing_profile(tmp_path: Path, kubeconfig: Path, session_profile) -> Path:
+def _existing_profile(
+    tmp_path: Path, kubeconfig: Path, session_profile, namespaces: list[str] | None = None
+) -> Path:
     """``provider: existing`` with what the local session cluster has: its KWOK GPU node and
     Kueue; no MIG slices, DAS or gateway URLs exist there outside the suites' own runs."""
     gpus = session_profile.capabilities.gpu_nodes
     data = {
         "name": "local-as-existing",
         "provider": "existing",
-        "reach": {"kubeconfig": str(kubeconfig)},
+        "reach": {"kubeconfig": str(kubeconfig), "namespaces": namespaces or []},
         "capabilities": {
             "gpu_nodes": gpus.model_dump(),
             "mig": {"enabled": False},
@@ -178,20 +186,115 @@ def test_runner_role_allows_the_suites_and_nothing_else(runner_kubeconfig, tmp_p
         api.close()
 
 
-@pytest.mark.pr
-def test_smoke_suite_passes_as_the_runner(runner_kubeconfig, tmp_path, k8sai_profile):
-    profile = _existing_profile(tmp_path, runner_kubeconfig, k8sai_profile)
-    results = tmp_path / "results"
+def _smoke_passes(profile: Path, tmp_path: Path, who: str) -> None:
+    """The smoke suite, run as a user would against ``profile``, passes and leaves nothing."""
     cmd = [
         sys.executable, "-m", "pytest", f"--cluster={profile}", "suites/smoke",
-        "--results-dir", str(results), "-p", "no:cacheprovider",
+        "--results-dir", str(tmp_path / "results"), "-p", "no:cacheprovider",
     ]  # fmt: skip
     proc = subprocess.run(
         cmd, cwd=ROOT, env=dict(os.environ), capture_output=True, text=True,
         timeout=TIMEOUT_S, check=False,
     )  # fmt: skip
     tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-30:])
-    assert proc.returncode == 0, f"smoke as the runner ServiceAccount failed:\n{tail}"
+    assert proc.returncode == 0, f"smoke {who} failed:\n{tail}"
     assert " passed" in tail.splitlines()[-1] and " failed" not in tail.splitlines()[-1], tail
     # The run audits the cluster, which outlives it, for objects of its own left behind.
     assert "left behind by this run" not in proc.stdout + proc.stderr, tail
+
+
+@pytest.mark.pr
+def test_smoke_suite_passes_as_the_runner(runner_kubeconfig, tmp_path, k8sai_profile):
+    profile = _existing_profile(tmp_path, runner_kubeconfig, k8sai_profile)
+    _smoke_passes(profile, tmp_path, "as the runner ServiceAccount")
+
+
+PRECREATED = ["k8sai-pre-a", "k8sai-pre-b"]
+FOREIGN_JOB = "not-the-suites"
+
+
+@pytest.fixture(scope="module")
+def precreated_kubeconfig(cluster, runner_kubeconfig, k8sai_run_id, tmp_path_factory):
+    """As an admin would for a user who may not create namespaces: two namespaces, one holding
+    a Job that is not the suites', and a ServiceAccount bound to the suites' roles without
+    k8sai-own-namespaces. Yields its kubeconfig; removes all of it afterwards."""
+    labels = ownership_labels(k8sai_run_id)
+    meta = client.V1ObjectMeta
+    core, rbac_api = cluster.core, client.RbacAuthorizationV1Api(cluster.api_client)
+    batch = client.BatchV1Api(cluster.api_client)
+    try:
+        for ns in PRECREATED:
+            core.create_namespace(client.V1Namespace(metadata=meta(name=ns, labels=labels)))
+        batch.create_namespaced_job(
+            PRECREATED[0],
+            {
+                "apiVersion": "batch/v1",
+                "kind": "Job",
+                "metadata": {"name": FOREIGN_JOB},  # no labels: not the suites'
+                "spec": {
+                    "suspend": True,
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}],
+                        }
+                    },
+                },
+            },
+        )
+        core.create_namespaced_service_account(
+            "k8sai-system",
+            client.V1ServiceAccount(metadata=meta(name="k8sai-nsrunner", labels=labels)),
+        )
+        for role in ("k8sai-common", "k8sai-smoke"):
+            rbac_api.create_cluster_role_binding(
+                client.V1ClusterRoleBinding(
+                    metadata=meta(name=f"k8sai-nsrunner-{role}", labels=labels),
+                    role_ref=client.V1RoleRef(
+                        api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role
+                    ),
+                    subjects=[
+                        client.RbacV1Subject(
+                            kind="ServiceAccount", name="k8sai-nsrunner", namespace="k8sai-system"
+                        )
+                    ],
+                )
+            )
+        path = tmp_path_factory.mktemp("nsrunner") / "nsrunner.kubeconfig"
+        yield _token_kubeconfig(cluster, "k8sai-nsrunner", path)
+    finally:
+        for role in ("k8sai-common", "k8sai-smoke"):
+            with contextlib.suppress(ApiException):
+                rbac_api.delete_cluster_role_binding(f"k8sai-nsrunner-{role}")
+        with contextlib.suppress(ApiException):
+            core.delete_namespaced_service_account("k8sai-nsrunner", "k8sai-system")
+        for ns in PRECREATED:
+            with contextlib.suppress(ApiException):
+                core.delete_namespace(ns)
+
+
+@pytest.mark.pr
+def test_smoke_suite_runs_in_precreated_namespaces_without_creating_any(
+    precreated_kubeconfig, cluster, tmp_path, k8sai_profile
+):
+    profile = _existing_profile(tmp_path, precreated_kubeconfig, k8sai_profile, PRECREATED)
+    preflight = load_profile(str(profile))
+    found = report.run(ClusterHandle(preflight, precreated_kubeconfig, None, "existing"))
+    smoke = {a.suite: a for a in found.access}["smoke"]
+    assert smoke.ok, f"preflight: {smoke.missing or smoke.unknown}"
+    api = report.api_client(ClusterHandle(preflight, precreated_kubeconfig, None, "existing"))
+    try:  # the identity really cannot create a namespace
+        outside = rbac.Permission("", "namespaces", "create")
+        assert not rbac.review(Reader(api, 10), outside)
+    finally:
+        api.close()
+    _smoke_passes(profile, tmp_path, "in pre-created namespaces")
+    # The namespaces are as the admin left them: still there, the foreign Job untouched, none
+    # of the suites' Jobs or pods left.
+    batch = client.BatchV1Api(cluster.api_client)
+    for ns in PRECREATED:
+        assert cluster.core.read_namespace(ns).status.phase == "Active"
+        jobs = [j.metadata.name for j in batch.list_namespaced_job(ns).items]
+        assert jobs == ([FOREIGN_JOB] if ns == PRECREATED[0] else []), (ns, jobs)
+        pods = cluster.core.list_namespaced_pod(ns, label_selector="k8sai.io/created-by").items
+        assert pods == [], (ns, [p.metadata.name for p in pods])

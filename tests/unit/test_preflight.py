@@ -28,9 +28,9 @@ REVIEWS = {"selfsubjectaccessreviews", "selfsubjectrulesreviews"}
 def test_manifest_has_a_role_per_suite_and_an_aggregate() -> None:
     perms = rbac.suite_permissions()
     # gaie creates no API objects
-    assert set(perms) == {"common", "smoke", "kueue", "das", "conformance"}
+    assert set(perms) == {"common", "own-namespaces", "smoke", "kueue", "das", "conformance"}
     kinds = [d["kind"] for d in rbac.manifest_docs()]
-    assert kinds.count("ClusterRole") == 6
+    assert kinds.count("ClusterRole") == 7
     agg = [d for d in rbac.manifest_docs() if "aggregationRule" in d]
     assert [d["metadata"]["name"] for d in agg] == ["k8sai-suites"]
 
@@ -46,10 +46,42 @@ def test_manifest_grants_least_privilege() -> None:
 
 def test_needed_by_adds_the_common_role() -> None:
     needs = rbac.needed_by(["gaie", "kueue"])
-    common = set(rbac.suite_permissions()["common"])
+    perms = rbac.suite_permissions()
+    common = set(perms["common"]) | set(perms["own-namespaces"])
     assert set(needs["gaie"]) == common
     assert rbac.Permission("kueue.x-k8s.io", "workloadpriorityclasses", "create") in needs["kueue"]
     assert str(rbac.Permission("", "namespaces", "create")) == "create namespaces"
+
+
+class NamespacedReader:
+    """SSARs allowed cluster-wide only for ``cluster``, and in namespace ``ns`` for the rest."""
+
+    def __init__(self, ns: str, cluster: set[str]) -> None:
+        self.ns, self.cluster, self.reviews = ns, cluster, []
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        ra = body["spec"]["resourceAttributes"]
+        self.reviews.append((ra["verb"], ra["resource"], ra.get("namespace")))
+        key = f"{ra['verb']} {ra['resource']}"
+        ok = key in self.cluster if "namespace" not in ra else ra["namespace"] == self.ns
+        return {"status": {"allowed": ok}}
+
+
+def test_precreated_namespaces_need_no_namespace_lifecycle_and_are_reviewed_there() -> None:
+    cluster_wide = {
+        f"{p.verb} {p.resource.partition('/')[0]}"
+        for p in rbac.needed_by(["smoke"], precreated=True)["smoke"]
+        if p.resource not in rbac.IN_TEST_NAMESPACE
+    }
+    reader = NamespacedReader("team-a", cluster_wide)
+    (smoke,) = rbac.check(reader, ["smoke"], ["team-a"])  # type: ignore[arg-type]
+    assert smoke.ok, smoke.missing
+    assert ("create", "jobs", "team-a") in reader.reviews
+    assert not any(r == "namespaces" and v in ("create", "delete") for v, r, _ in reader.reviews)
+    # The same identity, checked as one that creates its own namespaces, lacks those verbs.
+    (own,) = rbac.check(NamespacedReader("team-a", cluster_wide), ["smoke"])  # type: ignore[arg-type]
+    assert {str(p) for p in own.missing} >= {"create namespaces", "delete namespaces"}
+    assert "create jobs.batch" in {str(p) for p in own.missing}
 
 
 class FakeReader:

@@ -85,7 +85,7 @@ def run(handle: ClusterHandle, timeout_s: float = 10.0) -> Preflight:
     try:
         reader = Reader(api, timeout_s)
         cf = factsmod.gather(reader, handle.versions, handle.endpoints)
-        access = rbac.check(reader, list(SUITE_NEEDS))
+        access = rbac.check(reader, list(SUITE_NEEDS), handle.profile.reach.namespaces)
     finally:
         api.close()
     profile = handle.profile
