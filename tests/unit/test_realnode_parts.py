@@ -71,11 +71,20 @@ def test_undo_restores_sysctls_and_removes_only_what_the_node_created(tmp_path, 
 def test_local_nodes_profile_extends_local_and_allows_one_real_node():
     local, nodes = load_profile("local"), load_profile("local-nodes")
     assert nodes.real_nodes and not local.real_nodes
-    # Only the KWOK duration tolerance differs: a real kubelet starts containers
-    # in ~1 s, which the simulated tier never sees (docs/real-nodes.md).
+    # Two thresholds differ: the KWOK duration tolerance (a real kubelet starts containers in
+    # ~1 s, which the simulated tier never sees) and Kueue's admission P99, calibrated on this
+    # tier with its evidence beside it (docs/real-nodes.md).
     changed = {k for k, v in nodes.slo.model_dump().items() if v != getattr(local.slo, k)}
-    assert changed == {"kwok_duration_tolerance_ms"}
+    assert changed == {"kwok_duration_tolerance_ms", "kueue_admission_attempt_p99_ms"}
     assert nodes.slo.kwok_duration_tolerance_ms > local.slo.kwok_duration_tolerance_ms
+    evidence = nodes.calibration["kueue_admission_attempt_p99_ms"]
+    assert (
+        evidence.trials >= 5
+        and evidence.date != local.calibration["kueue_admission_attempt_p99_ms"].date
+    )
+    # worst + margin, rounded outward to 3 significant digits (k8sai calibrate)
+    proposed = evidence.worst * (1 + evidence.margin)
+    assert proposed <= nodes.slo.kueue_admission_attempt_p99_ms <= proposed * 1.01
     assert nodes.local.cluster_name != local.local.cluster_name  # never shares a cluster
     assert nodes.workload.sleep and nodes.workload.host_network
     data = {
