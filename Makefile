@@ -9,7 +9,7 @@ REAL_DAS_CHECKS ?= $(addprefix suites/das/test_gpu_slicing.py::,test_real_das_pa
 	test_das_webhook_rewrites_slice_requests test_das_claims_follow_lifecycle_and_are_released \
 	test_das_slice_provisioning_latency)
 
-.PHONY: install build run unit test reliability nightly installed nodes kueue das gaie bench lint up down status calibrate mutants
+.PHONY: install build run unit test reliability nightly installed nodes nodes-existing kueue das gaie bench lint up down status calibrate mutants
 
 install:            ## install the package with all extras and the dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev,inference,nodes]'
@@ -52,6 +52,11 @@ mutants: build      ## every seeded regression against the PR tier, once each (h
 
 nodes: build        ## the smoke, Kueue and GPU slicing suites with a real kubelet + containerd GPU node and the real DAS (~1 h)
 	$(PYTHON) -m pytest --cluster=local-nodes suites/smoke suites/kueue suites/das $(PYTEST_ARGS)
+
+nodes-existing: build  ## the real-node tier attached as provider: existing through the RBAC role only: preflight, then the smoke, Kueue and GPU slicing PR checks (~45 min)
+	$(PYTHON) -m pytest --cluster=local-nodes -s \
+		tests/local/test_existing_rbac.py::test_suites_run_as_existing_on_the_real_node \
+		--results-dir k8sai-results/nodes-existing $(PYTEST_ARGS)
 
 kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
 	$(PYTHON) -m pytest --cluster=local suites/kueue $(PYTEST_ARGS)

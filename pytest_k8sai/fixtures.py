@@ -126,6 +126,7 @@ def _preflight(handle: ClusterHandle, state: RunState) -> None:
         return
     # Detection over assumption: namespaces get what the cluster's Kueue needs to manage them.
     handle.namespace_labels.update(state.preflight.facts.kueue_namespace_labels)
+    handle.das_namespace_labels.update(state.preflight.facts.das_namespace_labels)
     served = (state.preflight.facts.groups or {}).get(KUEUE_GROUP)
     handle.kueue_version = handle.profile.kueue_suite.api_version or kueue_version_of(served)
     handle.gpu_resource = gpu_resource(handle.profile, state.preflight.facts)

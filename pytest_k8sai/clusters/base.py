@@ -48,6 +48,9 @@ class ClusterHandle:
     # Labels every namespace the suites create must carry, as detected on the cluster (e.g.
     # kueue.openshift.io/managed=true, without which Red Hat's Kueue ignores the Jobs there).
     namespace_labels: dict[str, str] = field(default_factory=dict)
+    # Labels the namespaces of pods DAS must slice for need (its webhook's selector; detected
+    # by preflight).
+    das_namespace_labels: dict[str, str] = field(default_factory=dict)
     # The Kueue API version the cluster serves that the suites speak (detected by preflight).
     kueue_version: str = KUEUE_VERSION
     # The resource a whole-GPU pod asks for (detected by preflight): nvidia.com/gpu where the

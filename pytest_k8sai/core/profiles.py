@@ -407,6 +407,11 @@ class WorkloadPods(_Strict):
     # Security Standard: no root, no privilege escalation, no capabilities, RuntimeDefault
     # seccomp; the UID is left to the platform (arbitrary UIDs).
     restricted: bool = False
+    # The UID restricted pods run as where the platform assigns none. OpenShift's SCC assigns
+    # one from the namespace's range (and refuses any other): leave it unset there. Elsewhere
+    # runAsNonRoot refuses an image that runs as root, as the e2e busybox does; preflight
+    # says so when this is unset on a cluster without SCCs.
+    run_as_user: int | None = Field(None, ge=1)
 
 
 # What Jobs run on a cluster the suites did not build, unless the profile names its own

@@ -204,6 +204,16 @@ def _check_webhook(pods: Iterable[dict[str, Any]], resource_of: Mapping[str, str
     return problems
 
 
+def _das_labels(cluster: ClusterHandle, arm: Arm) -> dict[str, str]:
+    """What the namespace of an arm DAS slices for needs for DAS's webhook to see its pods:
+    the local tier's own arm takes the label its provider registered the webhook with; on an
+    existing cluster, the labels preflight read from the webhook's selector."""
+    if arm.das:
+        label = cluster.endpoints.get(DAS_NAMESPACE_ENDPOINT, "")
+        return dict([label.split("=", 1)]) if "=" in label else {}
+    return dict(cluster.das_namespace_labels)
+
+
 def run_arm(
     cluster: ClusterHandle,
     exp: Experiment,
@@ -236,13 +246,12 @@ def run_arm(
                 das.simulated_slice_nodes(cluster.api_client, profile, plan, run_id)
             )
             log(f"[k8sai] das {exp.name}/{arm.name}: slice nodes {slice_nodes}: {plan.describe()}")
-        label = cluster.endpoints.get(DAS_NAMESPACE_ENDPOINT, "") if arm.das else ""
         ns = stack.enter_context(
             run_namespace(
                 cluster,
                 run_id,
                 prefix=f"das-{exp.name}-{arm.name}",
-                labels=dict([label.split("=", 1)]) if "=" in label else {},
+                labels=_das_labels(cluster, arm) if real_das else {},
             )
         )
         queue = None

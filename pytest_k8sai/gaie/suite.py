@@ -53,6 +53,7 @@ class InferenceSuite(SessionRuns[str, Any]):
         self.namespace = namespace
         self.epp_configs = configs_path(self.settings.epp_configs)
         self.plots = plots  # drawn as each experiment ends, so its tests carry them in Allure
+        self._existing: ExistingPaths | None = None  # made once: it reads the token
 
     @property
     def local(self) -> bool:
@@ -73,7 +74,7 @@ class InferenceSuite(SessionRuns[str, Any]):
             max_requests=requests,
             tokenizer=tokenizer_dir(),
             timeout_s=s.load_timeout_s(requests, streams, max_output_tokens(data)),
-            api_key=existing.token() if existing is not None else None,
+            api_key=self.existing().token if existing is not None else None,
         )
         report = run_guidellm(run, self.work_dir, name=f"guidellm-{label.replace('+', '-')}")
         progress(f"[k8sai] gaie: GuideLLM via {label} took {report.wall_s:.1f}s")
@@ -95,12 +96,17 @@ class InferenceSuite(SessionRuns[str, Any]):
             gaie_plots.render_routing(self.plots, rt)
 
     def existing(self) -> ExistingPaths:
+        """The platform's paths, made on first use; its token is read from its source once
+        for the session, not per GuideLLM run."""
+        if self._existing is not None:
+            return self._existing
         if self.settings.existing is None:
             raise NotApplicable(
                 f"profile '{self.profile.name}' has no gaie_suite.existing section naming the "
                 "gateway, the InferencePool routes and the model server"
             )
-        return ExistingPaths(self.settings.existing, self.profile.reach.connect_timeout_s)
+        self._existing = ExistingPaths(self.settings.existing, self.profile.reach.connect_timeout_s)
+        return self._existing
 
     def overhead(self) -> OverheadRun:
         s = self.settings

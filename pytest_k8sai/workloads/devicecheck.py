@@ -13,7 +13,7 @@ from typing import Any
 
 from pytest_k8sai.clusters.local.kwok_nodes import KWOK_ANNOTATION
 from pytest_k8sai.core.profiles import WorkloadPods
-from pytest_k8sai.workloads.jobs import RESTRICTED, RESTRICTED_POD
+from pytest_k8sai.workloads.jobs import RESTRICTED, pod_security
 
 ENV = "NVIDIA_VISIBLE_DEVICES"
 # NVIDIA's device plugin in its volume-mounts strategy sets the variable to this directory and
@@ -106,7 +106,7 @@ def probe_pod(
     if pods.image_pull_secrets:
         spec["imagePullSecrets"] = [{"name": n} for n in pods.image_pull_secrets]
     if pods.restricted:
-        spec["securityContext"] = RESTRICTED_POD
+        spec["securityContext"] = pod_security(pods)
     return {
         "apiVersion": "v1",
         "kind": "Pod",

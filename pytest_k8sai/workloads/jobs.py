@@ -25,6 +25,14 @@ RESTRICTED = {
 RESTRICTED_POD = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+def pod_security(pods: WorkloadPods) -> dict[str, Any]:
+    """The pod-level half of ``restricted``, with the profile's UID where the platform
+    assigns none."""
+    if pods.run_as_user is None:
+        return RESTRICTED_POD
+    return {**RESTRICTED_POD, "runAsUser": pods.run_as_user}
+
+
 def gpu_job(
     name: str,
     namespace: str,
@@ -92,7 +100,7 @@ def gpu_job(
                         if pods.image_pull_secrets
                         else {}
                     ),
-                    **({"securityContext": RESTRICTED_POD} if pods.restricted else {}),
+                    **({"securityContext": pod_security(pods)} if pods.restricted else {}),
                 },
             },
         },

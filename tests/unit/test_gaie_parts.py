@@ -257,3 +257,34 @@ def test_existing_probe_sends_the_token_and_a_refused_token_is_named(tmp_path):
         none = ExistingPaths(GaieExisting(model="m", direct_url=url), 2)
         with pytest.raises(LoadGenError, match="needs credentials.*token_env or token_file"):
             none.url("direct")
+
+
+def test_suite_reads_the_route_token_once_per_session(tmp_path, monkeypatch):
+    """The token file is read when the platform's paths are first made; later experiments and
+    every GuideLLM run reuse it (a rotated file mid-session does not change the run's key)."""
+    from types import SimpleNamespace
+
+    from pytest_k8sai.core.profiles import load_profile
+    from pytest_k8sai.gaie import suite as gaie_suite
+
+    rosa = load_profile("rosa")
+    token = tmp_path / "token"
+    token.write_text("first")
+    existing = rosa.gaie_suite.existing.model_copy(update={"token_file": token})
+    profile = rosa.model_copy(
+        update={"gaie_suite": rosa.gaie_suite.model_copy(update={"existing": existing})}
+    )
+    suite = gaie_suite.InferenceSuite(SimpleNamespace(profile=profile), "r", tmp_path, "ns")
+    assert suite.existing() is suite.existing() and suite.existing().token == "first"
+    token.write_text("second")
+    sent: list[str | None] = []
+
+    def fake_guidellm(run, out_dir, name):
+        sent.append(run.api_key.get_secret_value() if run.api_key else None)
+        return SimpleNamespace(wall_s=0.0, levels=[])
+
+    monkeypatch.setattr(gaie_suite, "run_guidellm", fake_guidellm)
+    monkeypatch.setattr(gaie_suite, "tokenizer_dir", lambda: tmp_path)
+    monkeypatch.setattr(gaie_suite, "max_output_tokens", lambda data: 16)
+    suite.load("http://127.0.0.1:1/v1", tmp_path / "d.jsonl", [1], 4, "gateway")
+    assert sent == ["first"]

@@ -173,6 +173,36 @@ def test_gather_reads_gpus_kueue_and_an_unreadable_part() -> None:
     assert webhook.status == "unknown" and "not allowed to read" in webhook.detail
 
 
+def test_das_webhook_selector_becomes_the_sliced_namespaces_labels() -> None:
+    """A DAS webhook that selects namespaces by label (the local tier's) makes the sliced
+    arms' namespaces carry it; upstream's (system namespaces excluded) asks for none."""
+    answers = _cluster([], {"inference.redhat.com": ["v1alpha1"]})
+    hooks = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+
+    def hook(selector: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "items": [
+                {"metadata": {"name": "other"}, "webhooks": [{"name": "x.example.com"}]},
+                {
+                    "metadata": {"name": "das-mutating-webhook-configuration"},
+                    "webhooks": [{"name": "das.example.com", "namespaceSelector": selector}],
+                },
+            ]
+        }
+
+    upstream = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+                                      "values": ["kube-system"]}]}  # fmt: skip
+    answers[hooks] = hook(upstream)
+    cf = facts.gather(FakeReader(answers))  # type: ignore[arg-type]
+    assert cf.das_namespace_labels == {}
+    answers[hooks] = hook({**upstream, "matchLabels": {"k8sai.io/das": "true"}})
+    cf = facts.gather(FakeReader(answers))  # type: ignore[arg-type]
+    assert cf.das_namespace_labels == {"k8sai.io/das": "true"}
+    fact = next(f for f in cf.facts if f.item == "namespaces it rewrites")
+    assert fact.value == "namespaces with k8sai.io/das=true"
+    assert cf.as_dict()["das_namespace_labels"] == {"k8sai.io/das": "true"}
+
+
 def test_namespace_selector_default_and_expressions() -> None:
     assert facts.namespace_selector("apiVersion: x\n") == ({}, facts.DEFAULT_SELECTOR)
     labels, words = facts.namespace_selector(
@@ -241,3 +271,43 @@ def test_gpu_resource_follows_what_nodes_advertise() -> None:
     assert outlook.gpu_resource(rosa, facts.gather(FakeReader(plain))) == "nvidia.com/gpu"  # type: ignore[arg-type]
     got = outlook.gpu_resource(rosa, facts.gather(FakeReader(das)))  # type: ignore[arg-type]
     assert got == rosa.das_suite.whole_gpu_resource == "nvidia.com/mig-7g.40gb"
+
+
+def test_restricted_without_a_uid_off_openshift_is_a_contradiction() -> None:
+    rosa = load_profile("rosa")
+    vanilla = facts.gather(FakeReader(_cluster([], {"kueue.x-k8s.io": ["v1beta2"]})))  # type: ignore[arg-type]
+    said = [c for c in outlook.contradictions(rosa, vanilla) if "run_as_user" in c]
+    assert len(said) == 1 and "security.openshift.io not served" in said[0]
+    openshift = facts.gather(FakeReader(_cluster([], {"security.openshift.io": ["v1"]})))  # type: ignore[arg-type]
+    assert not [c for c in outlook.contradictions(rosa, openshift) if "run_as_user" in c]
+    uid = rosa.model_copy(
+        update={"workload": rosa.workload.model_copy(update={"run_as_user": 65534})}
+    )
+    assert not [c for c in outlook.contradictions(uid, vanilla) if "run_as_user" in c]
+
+
+# Kinds the suites make that are cluster-scoped (Kubernetes and Kueue API scope), and
+# namespaced kinds they touch outside a test's namespace (DAS's claims, in DAS's namespace).
+CLUSTER_SCOPED = {
+    "namespaces", "clusterqueues", "resourceflavors", "workloadpriorityclasses",
+    "selfsubjectaccessreviews", "selfsubjectrulesreviews",
+}  # fmt: skip
+OUTSIDE_TEST_NAMESPACE = {"allocationclaims"}
+
+
+def test_in_test_namespace_list_follows_the_manifest() -> None:
+    """IN_TEST_NAMESPACE is what pre-created namespaces must grant. Every namespaced kind the
+    manifest lets a suite create or delete is made in a test's namespace, so it must be
+    listed (else preflight would review it cluster-wide and ask an admin for too much);
+    every listed kind must be one the manifest grants."""
+    perms = [p for ps in rbac.suite_permissions().values() for p in ps]
+    writes = {
+        p.resource.partition("/")[0]
+        for p in perms
+        if p.verb in ("create", "delete", "patch", "update")
+    }
+    namespaced = writes - CLUSTER_SCOPED - OUTSIDE_TEST_NAMESPACE
+    listed = {r.partition("/")[0] for r in rbac.IN_TEST_NAMESPACE}
+    assert namespaced <= listed, f"not in IN_TEST_NAMESPACE: {sorted(namespaced - listed)}"
+    granted = {p.resource for p in perms}
+    assert granted >= rbac.IN_TEST_NAMESPACE, sorted(rbac.IN_TEST_NAMESPACE - granted)

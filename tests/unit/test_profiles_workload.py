@@ -49,3 +49,15 @@ def test_whisper_job_without_an_image_holds_the_gpu_with_sleep() -> None:
         "spec"
     ]["containers"][0]
     assert c["image"] == "w:1" and c["command"][:2] == ["python", "/app/transcribe.py"]
+
+
+def test_run_as_user_sets_the_uid_only_where_the_profile_names_one() -> None:
+    rosa = load_profile("rosa")
+    assert rosa.workload.run_as_user is None  # OpenShift's SCC assigns it
+    pods = rosa.workload.model_copy(update={"run_as_user": 65534})
+    spec = gpu_job("j", "ns", run_seconds=1.0, pods=pods)["spec"]["template"]["spec"]
+    assert spec["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+        "runAsUser": 65534,
+    }

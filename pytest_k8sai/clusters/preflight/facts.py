@@ -68,6 +68,9 @@ class ClusterFacts:
     groups: dict[str, list[str]] | None = None  # API group -> served versions (None: unread)
     resources: dict[str, list[str]] = field(default_factory=dict)  # group -> its resources
     kueue_namespace_labels: dict[str, str] = field(default_factory=dict)
+    # What a namespace needs for DAS's pod webhook to rewrite its pods (the webhooks'
+    # namespaceSelector matchLabels; upstream selects all but system namespaces: none).
+    das_namespace_labels: dict[str, str] = field(default_factory=dict)
 
     def add(self, *args: Any, **kw: Any) -> Fact:
         f = Fact(*args, **kw)
@@ -93,6 +96,7 @@ class ClusterFacts:
             "gpu_nodes": [asdict(n) for n in self.gpu_nodes],
             "api_groups": self.groups,
             "kueue_namespace_labels": self.kueue_namespace_labels,
+            "das_namespace_labels": self.das_namespace_labels,
             "facts": [asdict(f) for f in self.facts],
         }
 
@@ -331,13 +335,30 @@ def read_das(reader: Reader, cf: ClusterFacts) -> None:
     except ReadError as err:
         _unknown(cf, "DAS", "webhook", err)
         return
-    names = [
-        h["metadata"]["name"]
+    das_hooks = [
+        h
         for h in hooks
         if "das" in h["metadata"]["name"]
         or any("das" in (w.get("name") or "") for w in h.get("webhooks") or [])
     ]
+    names = [h["metadata"]["name"] for h in das_hooks]
     cf.add("DAS", "webhook", ", ".join(names) or "none", "ok" if names else "absent")
+    if not das_hooks:
+        return
+    # Detection over assumption: the suites' sliced namespaces get the labels the webhook
+    # selects on, or DAS never sees their pods (which then ask for slices no node offers).
+    for hook in das_hooks:
+        for w in hook.get("webhooks") or []:
+            labels = ((w.get("namespaceSelector") or {}).get("matchLabels")) or {}
+            cf.das_namespace_labels.update({str(k): str(v) for k, v in labels.items()})
+    words = ", ".join(f"{k}={v}" for k, v in cf.das_namespace_labels.items())
+    cf.add(
+        "DAS",
+        "namespaces it rewrites",
+        f"namespaces with {words}" if words else "every namespace its selector does not exclude",
+        "ok",
+        "the webhook's namespaceSelector",
+    )
 
 
 def read_gpu_operator(reader: Reader, cf: ClusterFacts) -> None:

@@ -70,6 +70,10 @@ def cluster_has(profile: Profile, facts: ClusterFacts, requirement: str) -> tupl
     raise ValueError(requirement)
 
 
+# OpenShift's SecurityContextConstraints: where served, restricted-v2 assigns pods a UID.
+SCC_GROUP = "security.openshift.io"
+
+
 def contradictions(profile: Profile, facts: ClusterFacts) -> list[str]:
     """Each claim of the profile the cluster contradicts, in one sentence."""
     out = []
@@ -86,6 +90,13 @@ def contradictions(profile: Profile, facts: ClusterFacts) -> list[str]:
         has, seen = cluster_has(profile, facts, req)
         if has is False:
             out.append(f"{field_name} claims {req}, but the cluster has none ({seen})")
+    pods = profile.workload
+    if pods.restricted and pods.run_as_user is None and facts.serves(SCC_GROUP) is False:
+        out.append(
+            "workload.restricted leaves the UID to the platform, but this cluster has no "
+            f"OpenShift SCCs ({SCC_GROUP} not served) to assign one: pods of an image that "
+            "runs as root are refused (runAsNonRoot); set workload.run_as_user (e.g. 65534)"
+        )
     want = caps.gpu_nodes
     if want.count and facts.nodes is not None and facts.gpu_nodes:
         matching = [n for n in facts.gpu_nodes if n.product == want.product]
