@@ -179,10 +179,14 @@ def _existing_profile(
 
 
 @pytest.mark.pr
-def test_runner_role_allows_the_suites_and_nothing_else(runner_kubeconfig, tmp_path, k8sai_profile):
+def test_runner_role_allows_the_suites_and_nothing_else(
+    runner_kubeconfig, tmp_path, k8sai_profile, k8sai_results_dir
+):
     profile = load_profile(str(_existing_profile(tmp_path, runner_kubeconfig, k8sai_profile)))
     handle = ClusterHandle(profile, runner_kubeconfig, None, "existing")
     found = report.run(handle)
+    # Kept with the run's results: what preflight saw through the role alone.
+    (k8sai_results_dir / "preflight-local-as-existing.txt").write_text(report.render(found) + "\n")
     access = {a.suite: a for a in found.access}
     for suite in ("smoke", "kueue", "das"):
         assert access[suite].ok, f"{suite}: {access[suite].missing or access[suite].unknown}"
