@@ -119,6 +119,8 @@ def _release(provider: ClusterProvider, state: RunState) -> str:
 def _preflight(handle: ClusterHandle, state: RunState) -> None:
     """Preflight the attached cluster into results.json; a failure is a note, never fatal
     (the suites' own checks still decide)."""
+    # What the profile says namespaces need holds even where preflight cannot read the cluster.
+    handle.namespace_labels.update(handle.profile.reach.namespace_labels)
     try:
         state.preflight = preflight.run(handle, timeout_s=handle.profile.reach.connect_timeout_s)
     except Exception as exc:  # noqa: BLE001 - preflight informs; it must never stop a run

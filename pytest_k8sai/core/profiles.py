@@ -42,6 +42,14 @@ class Reach(_Strict):
         default_factory=list,
         description="pre-created namespaces the suites use instead of creating their own",
     )
+    # Labels every namespace the suites use must carry, on top of what preflight detects from
+    # Kueue's managedJobsNamespaceSelector. Needed where the identity may not read Kueue's
+    # ConfigMap (the suites' role grants no ConfigMaps): Red Hat's Kueue ignores Jobs in
+    # namespaces without kueue.openshift.io/managed=true.
+    namespace_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="labels the namespaces the suites use must carry",
+    )
 
 
 class GpuNodes(_Strict):

@@ -61,3 +61,22 @@ def test_run_as_user_sets_the_uid_only_where_the_profile_names_one() -> None:
         "seccompProfile": {"type": "RuntimeDefault"},
         "runAsUser": 65534,
     }
+
+
+def test_rosa_names_the_label_red_hat_kueue_needs_and_the_run_applies_it(tmp_path) -> None:
+    """Without ConfigMap rights preflight cannot read Kueue's namespace selector; the profile's
+    labels still reach every namespace the suites make (before and without preflight)."""
+    from pytest_k8sai.clusters.base import ClusterHandle
+    from pytest_k8sai.fixtures import _preflight
+    from pytest_k8sai.runstate import RunState
+
+    rosa = load_profile("rosa")
+    assert rosa.reach.namespace_labels == {"kueue.openshift.io/managed": "true"}
+    kubeconfig = tmp_path / "kubeconfig.yaml"
+    kubeconfig.write_text("not: a kubeconfig\n")  # never a real cluster from a unit test
+    handle = ClusterHandle(rosa, kubeconfig, None, "existing")
+    state = RunState.__new__(RunState)
+    state.notes = []
+    _preflight(handle, state)  # preflight cannot read it: the labels stay
+    assert handle.namespace_labels == {"kueue.openshift.io/managed": "true"}
+    assert state.notes and "Preflight could not read the cluster" in state.notes[0]

@@ -318,7 +318,7 @@ def read_kueue_config(reader: Reader, cf: ClusterFacts, local_config: str = "") 
         "unknown",
         "unknown",
         f"ConfigMap {KUEUE_CONFIGMAP} not readable in {', '.join(KUEUE_NAMESPACES)}; the suites "
-        "label their namespaces only as the profile says",
+        "label their namespaces only as the profile's reach.namespace_labels says",
     )
 
 
