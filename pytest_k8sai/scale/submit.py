@@ -1,0 +1,117 @@
+"""The submission pacer: sends each planned workload at its offset, never faster than a token
+bucket of ``burst`` tokens refilled at ``qps``, and measures itself, so a run can tell Kueue's
+slowness from the harness's own.
+
+Per submission it records the scheduled time, the ready time and the actual send. Ready is
+``max(scheduled, token available)`` on the timeline of an ideal harness whose sends take no
+time, so ``lag = sent - ready`` is the time lost to this harness (slow creates, late wake-ups,
+and the backlog they leave), never the wait the limit imposes on purpose. The limit itself is
+enforced on the real sends. The clock, sleep and CPU clock are injectable for tests.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pytest_k8sai.core.errors import K8saiError
+from pytest_k8sai.measure import stats
+
+
+@dataclass(frozen=True)
+class Sent:
+    index: int
+    scheduled_s: float  # all times relative to the start of the run
+    ready_s: float  # max(scheduled, token available) for an ideal harness
+    sent_s: float
+
+    @property
+    def lag_s(self) -> float:
+        return self.sent_s - self.ready_s
+
+
+@dataclass(frozen=True)
+class PacerReport:
+    sent: list[Sent]
+    wall_s: float  # start of the run to the return of the last send
+    submissions_per_s: float
+    lag_p50_s: float
+    lag_p99_s: float
+    lag_max_s: float
+    # The harness process's CPU time over the wall time (1.0 = one core busy throughout).
+    cpu_busy_share: float
+
+
+class TokenBucket:
+    """``burst`` tokens at the start, ``qps`` more per second, never more than ``burst``.
+
+    Kept as the equivalent virtual schedule (GCRA: a theoretical arrival time ``tat``): one
+    number of state, no float drift from summing fractional tokens."""
+
+    def __init__(self, qps: float, burst: int, now: float) -> None:
+        if qps <= 0 or burst < 1:
+            raise K8saiError(
+                f"Submission limit qps={qps}, burst={burst}: need qps > 0, burst >= 1."
+            )
+        self._interval = 1 / qps
+        self._tolerance = (burst - 1) * self._interval  # how far ahead of tat a send may be
+        self._tat = now
+
+    def available_at(self, t: float) -> float:
+        """The earliest time >= ``t`` at which the next send conforms."""
+        return max(t, self._tat - self._tolerance)
+
+    def take(self, t: float) -> None:
+        """Record a send at ``t``; idle time refills at most ``burst`` tokens (max())."""
+        self._tat = max(self._tat, t) + self._interval
+
+
+class Pacer:
+    def __init__(
+        self,
+        qps: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        cpu_clock: Callable[[], float] = time.process_time,
+    ) -> None:
+        self.qps, self.burst = qps, burst
+        self._clock, self._sleep, self._cpu = clock, sleep, cpu_clock
+
+    def _sleep_until(self, t: float) -> None:
+        # Sleep may wake early (a signal, a coarse timer): loop until the clock says so.
+        while (left := t - self._clock()) > 0:
+            self._sleep(left)
+
+    def run(self, offsets_s: Sequence[float], send: Callable[[int], None]) -> PacerReport:
+        """Call ``send(i)`` for each offset, in order (offsets sorted, as plan.py gives them)."""
+        if any(b < a for a, b in zip(offsets_s, offsets_s[1:], strict=False)):
+            raise K8saiError("Submission offsets must be sorted; plan.py gives them in order.")
+        start, cpu0 = self._clock(), self._cpu()
+        limit = TokenBucket(self.qps, self.burst, start)  # on the real sends: enforces
+        ideal = TokenBucket(self.qps, self.burst, start)  # on instant sends: defines lag
+        sent = []
+        for i, offset in enumerate(offsets_s):
+            scheduled = start + offset
+            ready = ideal.available_at(scheduled)
+            ideal.take(ready)
+            # Real sends are never earlier than ideal ones, so the real bucket is never fuller
+            # than the ideal one: this wait ends at or after ready, and lag is never negative.
+            self._sleep_until(limit.available_at(scheduled))
+            now = self._clock()
+            limit.take(now)
+            send(i)
+            sent.append(Sent(i, offset, ready - start, now - start))
+        wall = self._clock() - start
+        cpu = self._cpu() - cpu0
+        lags = [s.lag_s for s in sent]
+        return PacerReport(
+            sent=sent,
+            wall_s=wall,
+            submissions_per_s=len(sent) / wall if wall > 0 else float("nan"),
+            lag_p50_s=stats.percentile(lags, 50),
+            lag_p99_s=stats.percentile(lags, 99),
+            lag_max_s=max(lags, default=float("nan")),
+            cpu_busy_share=cpu / wall if wall > 0 else float("nan"),
+        )
