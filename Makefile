@@ -1,6 +1,8 @@
 # pytest-k8sai: one command to run the suites, one to run the PR tier (what CI runs).
 PYTHON ?= python3
 PYTEST_ARGS ?=
+# The scale scenario `make scale` runs (docs/scale.md).
+SCENARIO ?= scale-small
 # Where `make installed` puts the wheel's virtualenv and runs from (outside the checkout).
 INSTALLED_DIR ?= /tmp/k8sai-installed
 # The real DAS's checks on the real node (local-nodes): its packing of the full trace, the
@@ -9,7 +11,7 @@ REAL_DAS_CHECKS ?= $(addprefix suites/das/test_gpu_slicing.py::,test_real_das_pa
 	test_das_webhook_rewrites_slice_requests test_das_claims_follow_lifecycle_and_are_released \
 	test_das_slice_provisioning_latency)
 
-.PHONY: install build run unit test reliability nightly installed nodes nodes-existing kueue das gaie bench lint up down status calibrate mutants
+.PHONY: install build run unit test reliability nightly installed nodes nodes-existing kueue das gaie scale bench lint up down status calibrate mutants
 
 install:            ## install the package with all extras and the dev tools (editable)
 	$(PYTHON) -m pip install -q -e '.[dev,inference,nodes]'
@@ -60,6 +62,10 @@ nodes-existing: build  ## the real-node tier attached as provider: existing thro
 
 kueue: build        ## the Kueue suite (paper Tables 3 and 4) on the local cluster; ~7 min
 	$(PYTHON) -m pytest --cluster=local suites/kueue $(PYTEST_ARGS)
+
+scale: build        ## Kueue at scale, one scenario: make scale SCENARIO=scale-small|scale-5k|scale-1k|scale-kueue-perf|FILE.yaml (docs/scale.md)
+	K8SAI_SCALE_SCENARIO=$(SCENARIO) $(PYTHON) -m pytest --cluster=local -m scale suites/scale \
+		--results-dir k8sai-results/scale $(PYTEST_ARGS)
 
 das: build          ## the GPU slicing suite (paper Tables 5 and 6, Kueue + MIG) on the local cluster
 	$(PYTHON) -m pytest --cluster=local suites/das $(PYTEST_ARGS)

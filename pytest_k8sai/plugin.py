@@ -37,6 +37,7 @@ _FAILED = pytest.StashKey[bool]()
 MARKERS = (
     "pr: fast checks for every pull request",
     "nightly: long-running performance checks",
+    "scale: Kueue at cluster scale (thousands of workloads, KWOK nodes); make scale",
     "conformance: behaviour the AI stack's APIs promise",
     "aic(*ids): a check of the Kubernetes AI Conformance requirement ids named (e.g. "
     "gang_scheduling); implies conformance; --aic-report fills the checklist from them",

@@ -2,6 +2,9 @@
 
 Pure logic only: scenarios as data (``scenario``, ``kueueperf``), the objects and submission
 schedule a scenario becomes (``plan``), the submission pacer (``submit``), process CPU and
-memory figures (``procstats``) and the growth fit across sizes (``growth``). Creating nodes,
-submitting and recording admissions happen elsewhere.
+memory figures (``procstats``) and the growth fit across sizes (``growth``); the pod-less
+Workload bodies and status patches (``workloads``), the recorder of admissions (``record``),
+the time budget (``budget``), deferred status changes (``finisher``), the result record
+(``results``, ``summary``). On a cluster: the KWOK nodes (``nodes``), the Workload watch
+(``watch``) and one run end to end (``run``).
 """

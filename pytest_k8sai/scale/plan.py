@@ -52,8 +52,9 @@ class Totals:
     peak_rate_per_s: int  # most submissions scheduled within any 1 s
     # All GPU-seconds over all quota: no run can finish its work sooner than this.
     busy_lower_bound_s: float
-    # Classes whose request is more GPUs than one node has: as a one-pod Job they never run
-    # (Kueue's own baseline asks 20); they need Workloads without pods or multi-pod Jobs.
+    # Classes whose request is more GPUs than one node has (Kueue's own baseline asks 20): as
+    # a one-pod Job they would never run. The scale tier submits pod-less Workloads
+    # (workloads.py), which Kueue admits on quota alone, so this is for the record only.
     classes_over_one_node: list[str]
 
 

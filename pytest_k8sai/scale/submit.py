@@ -41,6 +41,8 @@ class PacerReport:
     lag_max_s: float
     # The harness process's CPU time over the wall time (1.0 = one core busy throughout).
     cpu_busy_share: float
+    # False when ``stop()`` ended the run early (a spent time budget): ``sent`` says how far.
+    complete: bool = True
 
 
 class TokenBucket:
@@ -84,14 +86,21 @@ class Pacer:
         while (left := t - self._clock()) > 0:
             self._sleep(left)
 
-    def run(self, offsets_s: Sequence[float], send: Callable[[int], None]) -> PacerReport:
-        """Call ``send(i)`` for each offset, in order (offsets sorted, as plan.py gives them)."""
+    def run(
+        self,
+        offsets_s: Sequence[float],
+        send: Callable[[int], None],
+        stop: Callable[[], bool] | None = None,
+    ) -> PacerReport:
+        """Call ``send(i)`` for each offset, in order (offsets sorted, as plan.py gives them).
+        ``stop()`` is asked before each send; True ends the run there (the report says so)."""
         if any(b < a for a, b in zip(offsets_s, offsets_s[1:], strict=False)):
             raise K8saiError("Submission offsets must be sorted; plan.py gives them in order.")
         start, cpu0 = self._clock(), self._cpu()
         limit = TokenBucket(self.qps, self.burst, start)  # on the real sends: enforces
         ideal = TokenBucket(self.qps, self.burst, start)  # on instant sends: defines lag
         sent = []
+        complete = True
         for i, offset in enumerate(offsets_s):
             scheduled = start + offset
             ready = ideal.available_at(scheduled)
@@ -99,6 +108,9 @@ class Pacer:
             # Real sends are never earlier than ideal ones, so the real bucket is never fuller
             # than the ideal one: this wait ends at or after ready, and lag is never negative.
             self._sleep_until(limit.available_at(scheduled))
+            if stop is not None and stop():
+                complete = False
+                break
             now = self._clock()
             limit.take(now)
             send(i)
@@ -114,4 +126,5 @@ class Pacer:
             lag_p99_s=stats.percentile(lags, 99),
             lag_max_s=max(lags, default=float("nan")),
             cpu_busy_share=cpu / wall if wall > 0 else float("nan"),
+            complete=complete,
         )

@@ -2,7 +2,7 @@
 
 1. Layers: a module imports only its own group and what ``ALLOWED`` lists for it
    (core < clusters, measure, workloads, report < parts < top).
-2. Parts (kueue, das, gaie) do not import each other, except ``PART_EXCEPTIONS``.
+2. Parts (kueue, das, gaie, scale) do not import each other, except ``PART_EXCEPTIONS``.
 3. Library code (everything but plugin.py and fixtures.py) never makes a pytest outcome
    (pytest.skip/fail/xfail/exit): it raises pytest_k8sai.core.errors exceptions instead.
 4. Only core/data.py locates data files (``__file__``, ``importlib.resources``), except
@@ -25,7 +25,7 @@ PACKAGE = "pytest_k8sai"
 # --- the layers, as data -------------------------------------------------------------------
 CORE = "core"
 GENERIC = ("core", "clusters", "measure", "workloads", "report")  # know no platform part
-PARTS = ("kueue", "das", "gaie")  # one folder per platform part
+PARTS = ("kueue", "das", "gaie", "scale")  # one folder per platform part (scale: Kueue at size)
 TOP = "top"
 # Modules at the package root and the group they belong to. A root module not listed here is
 # reported: a new one has to be placed in a layer first.
@@ -51,12 +51,17 @@ ALLOWED: dict[str, frozenset[str]] = {
     "kueue": frozenset(GENERIC),
     "das": frozenset(GENERIC),
     "gaie": frozenset(GENERIC),
+    "scale": frozenset(GENERIC),
     "top": frozenset({*GENERIC, *PARTS}),
 }
 # The only part -> part imports, each with its reason.
 PART_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("das", "kueue"): (
         "the GPU slicing suite's Kueue + MIG arm creates Kueue queues with kueue.objects"
+    ),
+    ("scale", "kueue"): (
+        "the scale tier builds its ResourceFlavor, ClusterQueues, LocalQueues and "
+        "WorkloadPriorityClasses with kueue.objects, so one place spells Kueue's objects"
     ),
 }
 

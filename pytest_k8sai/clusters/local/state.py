@@ -78,3 +78,15 @@ def remove(name: str, state: ClusterState | None) -> list[str]:
 def locked(name: str) -> AbstractContextManager[None]:
     """One creator or destroyer of a named cluster at a time, across processes."""
     return file_lock(cache_root() / "clusters" / f"{name}.lock")
+
+
+def live_pids(run_dir: Path) -> dict[str, int]:
+    """Component name -> pid of the running processes of the local cluster saved in
+    ``run_dir`` (e.g. for /proc CPU and memory figures); {} when no state is saved there.
+    Read at call time: a component restarted since start (fault injection) has a new pid."""
+    path = run_dir / STATE_FILE
+    try:
+        st = ClusterState.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {p.name: p.pid for p in st.processes if pid_alive(p)}
