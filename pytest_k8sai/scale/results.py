@@ -22,6 +22,29 @@ class SubmitFigures(BaseModel):
     lag_p99_ms: float | None
     lag_max_ms: float | None
     cpu_busy_share: float | None  # harness CPU over submission wall time (1.0 = one core)
+    workers: int = 1  # concurrent senders
+    # One create call's duration (request -> response): the API server's part of any lag.
+    create_p50_ms: float | None = None
+    create_p99_ms: float | None = None
+
+
+class AttemptFigures(BaseModel):
+    """Kueue's admission attempts during the run: exact from the manager's log (cycles that
+    took a Workload of the run's namespace), and from its histogram (this run's increase of
+    kueue_admission_attempt_duration_seconds, interpolated within Prometheus' buckets)."""
+
+    exact_n: int = 0
+    exact_p50_ms: float | None = None
+    exact_p95_ms: float | None = None
+    exact_p99_ms: float | None = None
+    exact_max_ms: float | None = None
+    hist_n: int = 0
+    hist_p50_ms: float | None = None
+    hist_p95_ms: float | None = None
+    hist_p99_ms: float | None = None
+    # (upper bound in ms, cumulative count), +Inf last as None: this run's buckets
+    hist_buckets: list[tuple[float | None, float]] = Field(default_factory=list)
+    invalid: list[str] = Field(default_factory=list)  # why a source is missing or unusable
 
 
 class NodeResult(BaseModel):
@@ -67,6 +90,7 @@ class ScaleResult(BaseModel):
     submit: SubmitFigures | None = None
     classes: list[ClassFigures] = Field(default_factory=list)
     rates: RateFigures | None = None
+    attempts: AttemptFigures | None = None
     # Kueue's runner's wall time: start of queue creation -> last Finished (None: not all did)
     wall_s: float | None = None
     max_pending: int | None = None
