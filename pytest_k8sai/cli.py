@@ -172,6 +172,19 @@ def cmd_mutants_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scale_growth(args: argparse.Namespace) -> int:
+    # Imported here: the fit and the plot pull in scipy and matplotlib, which the other
+    # commands do not need to start.
+    from pytest_k8sai.scale import growth_report
+
+    sources = [Path(p) for p in args.results]
+    results = growth_report.load_results(sources)
+    print(growth_report.growth_table(results))
+    table, png = growth_report.write_report(results, Path(args.out), sources)
+    print(f"written: {table}, {png}")
+    return 0
+
+
 def _cluster_arguments(p: argparse.ArgumentParser) -> None:
     """Which cluster a reading command attaches to (as a test run would)."""
     p.add_argument("--cluster", default="local", help="profile name or file (default local)")
@@ -260,6 +273,20 @@ def parser() -> argparse.ArgumentParser:
     )
     calibrate.add_arguments(cal)  # the command lives in calibrate.py; this only hands over
     cal.set_defaults(fn=calibrate.cmd_calibrate)
+    scale = sub.add_parser("scale", help="the scale tier's results (docs/scale.md)")
+    sops = scale.add_subparsers(dest="op", required=True)
+    growth = sops.add_parser(
+        "growth",
+        help="the cost-growth table and plot of scale runs at three or more sizes: each "
+        "figure per size, and how it grows (value ~ workloads^b)",
+    )
+    growth.add_argument("results", nargs="+", metavar="RESULT.json", help="scale run results")
+    growth.add_argument(
+        "--out",
+        default="k8sai-results/scale/growth",
+        help="where growth.md and growth.png go (default k8sai-results/scale/growth)",
+    )
+    growth.set_defaults(fn=cmd_scale_growth)
     return p
 
 

@@ -166,12 +166,12 @@ def admission_source(cluster: ClusterHandle) -> str:
 
 
 @dataclass(frozen=True)
-class _Scrape:
+class AttemptScrape:
     histogram: prometheus.Histogram | None  # None: no attempt yet since Kueue started
     started: float | None  # Kueue's process_start_time_seconds
 
 
-def _scrape(cluster: ClusterHandle) -> _Scrape | None:
+def scrape_attempt_histogram(cluster: ClusterHandle) -> AttemptScrape | None:
     url = cluster.endpoints.get("kueue_metrics")
     if url is None:
         return None
@@ -184,11 +184,11 @@ def _scrape(cluster: ClusterHandle) -> _Scrape | None:
         hist = prometheus.histogram(text, ADMISSION_METRIC)
     except KeyError:
         hist = None
-    return _Scrape(hist, prometheus.gauge(text, "process_start_time_seconds"))
+    return AttemptScrape(hist, prometheus.gauge(text, "process_start_time_seconds"))
 
 
-def _run_share(
-    before: _Scrape | None, after: _Scrape | None
+def attempt_histogram_share(
+    before: AttemptScrape | None, after: AttemptScrape | None
 ) -> tuple[prometheus.Histogram | None, str]:
     """This run's part of Kueue's histogram, or why it cannot be had."""
     if after is None or after.histogram is None:
@@ -250,7 +250,7 @@ def run_once(
             cluster_queues=planned.cluster_queue_names,
             kueue_version=cluster.kueue_version,
         )
-        hist_before = _scrape(cluster) if setup.kueue else None
+        hist_before = scrape_attempt_histogram(cluster) if setup.kueue else None
         log_mark = kueue_log.mark() if kueue_log else 0
         written: dict[str, float] = {}
         recorder.start()
@@ -291,7 +291,9 @@ def run_once(
         for gap in gaps:
             log(f"[k8sai] {setup.name} run {run}: {gap.describe(started)}")
         hist, hist_invalid = (
-            _run_share(hist_before, _scrape(cluster)) if setup.kueue else (None, "")
+            attempt_histogram_share(hist_before, scrape_attempt_histogram(cluster))
+            if setup.kueue
+            else (None, "")
         )
         attempts = decisions = None
         if kueue_log and setup.kueue:

@@ -32,9 +32,13 @@ from pytest_k8sai.scale.scenario import (
 )
 
 CONFIGS = Path("test", "performance", "scheduler", "configs")
-# The client limits of Kueue's `run-performance-scheduler-in-cluster` make target
-# (Makefile-test.mk: --qps=1000 --burst=2000): the harness should not be the bottleneck.
-KUEUE_PERF_SUBMIT = Submit(qps=1000, burst=2000)
+# Kueue's `run-performance-scheduler-in-cluster` make target sets its client to --qps=1000
+# --burst=2000 so its harness never binds; its baseline plans ~385 creates/s in the first 35 s.
+# This 2-core machine's API server takes ~100/s with Kueue's webhook in the path, so the
+# harness keeps the growth sizes' limit: its lag then measures the harness, and the limit only
+# spreads the first minute's creates (Kueue admitted ~43/s in its own trial runs: 15,000 in
+# ~351 s), while each workload's time to admission still starts at its creation.
+KUEUE_PERF_SUBMIT = Submit(qps=100, burst=100, workers=16)
 # Kueue's generator.go has these sections only in Topology-Aware Scheduling configs.
 TAS_KEYS = ("topology", "resourceFlavor")
 

@@ -32,6 +32,7 @@ from pytest_k8sai.core.progress import progress
 from pytest_k8sai.kueue.objects import wait_cluster_queues_active
 from pytest_k8sai.scale import nodes as scale_nodes
 from pytest_k8sai.scale import workloads as wl
+from pytest_k8sai.scale.attempts import AttemptWindow
 from pytest_k8sai.scale.budget import DEFAULT_FACTOR, Budget
 from pytest_k8sai.scale.finisher import Finisher
 from pytest_k8sai.scale.plan import ScalePlan, plan
@@ -172,6 +173,7 @@ def run_scenario(
     sampler: _Sampler | None = None
     rec: Recorder | None = None
     ns: str | None = None
+    attempts: AttemptWindow | None = None
     queues_start = submit_start = time.monotonic()
     log(f"[k8sai] scale run {run_id}: scenario {scenario.name}, budget {budget.limit_s:.0f} s")
     try:
@@ -192,6 +194,7 @@ def run_scenario(
         _create_queues(tracker, p, ns, budget)
         result.phases_s["queues"] = round(budget.elapsed(), 3)
 
+        attempts = AttemptWindow(cluster).open()
         rec = Recorder({s.name: (s.class_name, s.runtime_s) for s in p.submissions})
         patcher = _Patcher(api, ns, version, rec)
         finisher = Finisher(patcher)
@@ -224,9 +227,9 @@ def run_scenario(
             rec.on_submitted(subs[i].name, time.monotonic())
 
         submit_start = time.monotonic()
-        report = Pacer(scenario.submit.qps, scenario.submit.burst).run(
-            [s.offset_s for s in subs], send, stop=budget.expired
-        )
+        report = Pacer(
+            scenario.submit.qps, scenario.submit.burst, workers=scenario.submit.workers
+        ).run([s.offset_s for s in subs], send, stop=budget.expired)
         result.submit = submit_figures(report, scenario.submit, len(subs))
         result.notes += [f"create failed: {e}" for e in create_errors]
         result.phases_s["submit"] = round(budget.elapsed(), 3)
@@ -249,6 +252,8 @@ def run_scenario(
         try:  # figures must never keep cleanup from running
             if rec is not None:
                 fill_workload_figures(result, rec, queues_start, submit_start)
+            if attempts is not None and ns is not None:
+                result.attempts = attempts.close(ns)
             if not result.stopped and not result.complete:
                 result.stopped = _why_incomplete(budget, result)
             result.processes = proc_results(procs.stop())

@@ -48,6 +48,9 @@ class Submit(_Model):
 
     qps: float = Field(gt=0)
     burst: int = Field(ge=1)
+    # Concurrent senders: creates go through Kueue's webhook (~30 ms each on 2 cores), so one
+    # sender cannot keep up with a burst; more than the API server's cores mostly queue.
+    workers: int = Field(default=8, ge=1, le=64)
 
 
 class WorkloadTemplate(_Model):

@@ -7,13 +7,21 @@ Per submission it records the scheduled time, the ready time and the actual send
 time, so ``lag = sent - ready`` is the time lost to this harness (slow creates, late wake-ups,
 and the backlog they leave), never the wait the limit imposes on purpose. The limit itself is
 enforced on the real sends. The clock, sleep and CPU clock are injectable for tests.
+
+With ``workers`` > 1 the sends run on that many threads: a send is issued when the token
+bucket allows it and a worker is free, so one slow create no longer holds up the ones behind
+it (serial creates at ~30 ms each turned a burst of 60 into 1.7 s of lag). A send's duration
+(request to response) is kept apart from lag: a slow API server shows there, not as harness
+lag, unless every worker is waiting on it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from pytest_k8sai.core.errors import K8saiError
 from pytest_k8sai.measure import stats
@@ -43,6 +51,9 @@ class PacerReport:
     cpu_busy_share: float
     # False when ``stop()`` ended the run early (a spent time budget): ``sent`` says how far.
     complete: bool = True
+    workers: int = 1
+    # Each send's duration (request -> response), seconds, in order of completion.
+    send_durations_s: list[float] = field(default_factory=list)
 
 
 class TokenBucket:
@@ -77,8 +88,11 @@ class Pacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         cpu_clock: Callable[[], float] = time.process_time,
+        workers: int = 1,
     ) -> None:
-        self.qps, self.burst = qps, burst
+        if workers < 1:
+            raise K8saiError(f"Submission workers={workers}: need at least 1 sender.")
+        self.qps, self.burst, self.workers = qps, burst, workers
         self._clock, self._sleep, self._cpu = clock, sleep, cpu_clock
 
     def _sleep_until(self, t: float) -> None:
@@ -99,22 +113,47 @@ class Pacer:
         start, cpu0 = self._clock(), self._cpu()
         limit = TokenBucket(self.qps, self.burst, start)  # on the real sends: enforces
         ideal = TokenBucket(self.qps, self.burst, start)  # on instant sends: defines lag
-        sent = []
+        sent: list[Sent] = []
+        durations: list[float] = []
+        errors: list[BaseException] = []
+        free = threading.Semaphore(self.workers)
+        pool = ThreadPoolExecutor(self.workers, "k8sai-submit") if self.workers > 1 else None
+
+        def timed(i: int) -> None:
+            t0 = self._clock()
+            try:
+                send(i)
+            except BaseException as exc:  # raised again below, after the other sends end
+                errors.append(exc)
+            finally:
+                durations.append(self._clock() - t0)  # list.append is atomic under the GIL
+                free.release()
+
         complete = True
-        for i, offset in enumerate(offsets_s):
-            scheduled = start + offset
-            ready = ideal.available_at(scheduled)
-            ideal.take(ready)
-            # Real sends are never earlier than ideal ones, so the real bucket is never fuller
-            # than the ideal one: this wait ends at or after ready, and lag is never negative.
-            self._sleep_until(limit.available_at(scheduled))
-            if stop is not None and stop():
-                complete = False
-                break
-            now = self._clock()
-            limit.take(now)
-            send(i)
-            sent.append(Sent(i, offset, ready - start, now - start))
+        try:
+            for i, offset in enumerate(offsets_s):
+                scheduled = start + offset
+                ready = ideal.available_at(scheduled)
+                ideal.take(ready)
+                # Real sends are never earlier than ideal ones, so the real bucket is never
+                # fuller than the ideal one: this wait ends at or after ready, and lag >= 0.
+                self._sleep_until(limit.available_at(scheduled))
+                if errors or (stop is not None and stop()):
+                    complete = False
+                    break
+                free.acquire()  # waits while every worker is busy: that backlog is lag
+                now = self._clock()
+                limit.take(now)
+                sent.append(Sent(i, offset, ready - start, now - start))
+                if pool is None:
+                    timed(i)
+                else:
+                    pool.submit(timed, i)
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)  # the wall time below ends with the last response
+        if errors:
+            raise errors[0]
         wall = self._clock() - start
         cpu = self._cpu() - cpu0
         lags = [s.lag_s for s in sent]
@@ -127,4 +166,6 @@ class Pacer:
             lag_max_s=max(lags, default=float("nan")),
             cpu_busy_share=cpu / wall if wall > 0 else float("nan"),
             complete=complete,
+            workers=self.workers,
+            send_durations_s=durations,
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from pytest_k8sai.measure import stats
 from pytest_k8sai.scale.procstats import ProcFigures
 from pytest_k8sai.scale.record import (
     DepthSample,
@@ -41,6 +42,9 @@ def submit_figures(report: PacerReport, limits: Submit, planned: int) -> SubmitF
         lag_p99_ms=_ms(report.lag_p99_s),
         lag_max_ms=_ms(report.lag_max_s),
         cpu_busy_share=_finite(report.cpu_busy_share),
+        workers=report.workers,
+        create_p50_ms=_ms(stats.percentile(report.send_durations_s, 50)),
+        create_p99_ms=_ms(stats.percentile(report.send_durations_s, 99)),
     )
 
 

@@ -15,6 +15,7 @@ import os
 import pytest
 
 from pytest_k8sai.scale import kueueperf
+from pytest_k8sai.scale.budget import DEFAULT_FACTOR
 from pytest_k8sai.scale.results import ScaleResult
 from pytest_k8sai.scale.run import run_scenario
 from pytest_k8sai.scale.scenario import KUEUE_PERF, load_scenario
@@ -22,6 +23,8 @@ from pytest_k8sai.scale.scenario import KUEUE_PERF, load_scenario
 pytestmark = [pytest.mark.scale, pytest.mark.nightly, pytest.mark.requires("kueue")]
 
 SCENARIO_ENV = "K8SAI_SCALE_SCENARIO"
+# The budget is the scenario's target wall time x this factor (default 1.5, budget.py).
+BUDGET_ENV = "K8SAI_SCALE_BUDGET_FACTOR"
 DEFAULT_SCENARIO = "scale-small"
 # Anchors (issue 17), named in the INFO rows' sources.
 KWOK_5K_NODES_READY_S = 60  # KWOK's own CI: 5,000 nodes Ready in 60 s
@@ -36,7 +39,24 @@ def scale_run(cluster, k8sai_results_dir) -> ScaleResult:
         pytest.skip("the scale tier creates KWOK nodes: it runs on the local tier only")
     scenario = load_scenario(os.environ.get(SCENARIO_ENV, DEFAULT_SCENARIO))
     out = k8sai_results_dir / "scale" / f"{scenario.name}.json"
-    return run_scenario(cluster, scenario, out)
+    return run_scenario(cluster, scenario, out, budget_factor=_budget_factor())
+
+
+def _budget_factor() -> float:
+    raw = os.environ.get(BUDGET_ENV, "")
+    if not raw:
+        return DEFAULT_FACTOR
+    try:
+        factor = float(raw)
+    except ValueError:
+        factor = -1.0
+    if not factor > 0:
+        pytest.fail(
+            f"{BUDGET_ENV}={raw!r}: the scale run's budget factor must be a number > 0 (the "
+            "run may take the scenario's target_wall_s times it before it stops).",
+            pytrace=False,
+        )
+    return factor
 
 
 def _info(slo, figure, value, unit, n, source):
@@ -95,6 +115,26 @@ def test_scale_scenario(scale_run, slo):
             n,
             src + ", first -> last",
         )
+    if (a := r.attempts) is not None:
+        exact = "Kueue's log, per scheduling cycle that took a Workload of the run"
+        for q in ("p50", "p95", "p99"):
+            _info(
+                slo,
+                f"{name}: admission attempt {q.upper()} (exact)",
+                getattr(a, f"exact_{q}_ms"),
+                "ms",
+                a.exact_n,
+                exact,
+            )
+        _info(
+            slo,
+            f"{name}: admission attempt P99 (histogram)",
+            a.hist_p99_ms,
+            "ms",
+            a.hist_n,
+            "kueue_admission_attempt_duration_seconds, this run's increase, "
+            "interpolated within its buckets",
+        )
     _info(
         slo,
         f"{name}: pending depth max",
@@ -129,6 +169,14 @@ def test_scale_scenario(scale_run, slo):
             r.submit.sent,
             f"actual send - ideal send under qps={r.submit.qps:g}, burst={r.submit.burst}; "
             f"target < {HARNESS_LAG_P99_TARGET_MS} ms",
+        )
+        _info(
+            slo,
+            f"{name}: create call P99",
+            r.submit.create_p99_ms,
+            "ms",
+            r.submit.sent,
+            f"one Workload create, request -> response, {r.submit.workers} concurrent senders",
         )
     if r.harness is not None and r.harness.cpu_share is not None:
         _info(

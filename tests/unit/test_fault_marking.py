@@ -4,7 +4,7 @@ Jobs' own final status, Kueue's histogram across a restart, and INVALID figures.
 from __future__ import annotations
 
 from pytest_k8sai.core.verdicts import VerdictLog
-from pytest_k8sai.kueue.runs import _run_share, _Scrape, reconcile
+from pytest_k8sai.kueue.runs import AttemptScrape, attempt_histogram_share, reconcile
 from pytest_k8sai.measure.joblatency import JobRecord
 from pytest_k8sai.measure.prometheus import Histogram
 
@@ -35,18 +35,18 @@ def _h(count: float) -> Histogram:
 
 
 def test_histogram_share_is_the_difference_while_kueue_runs_on():
-    share, why = _run_share(_Scrape(_h(10), 100.0), _Scrape(_h(25), 100.0))
+    share, why = attempt_histogram_share(AttemptScrape(_h(10), 100.0), AttemptScrape(_h(25), 100.0))
     assert why == "" and share is not None and share.count == 15
 
 
 def test_histogram_share_across_a_kueue_restart_is_refused_with_the_reason():
     # More attempts after the restart than before it: only the start time shows the reset.
-    share, why = _run_share(_Scrape(_h(10), 100.0), _Scrape(_h(40), 160.0))
+    share, why = attempt_histogram_share(AttemptScrape(_h(10), 100.0), AttemptScrape(_h(40), 160.0))
     assert share is None and "Kueue restarted during the run" in why and "160.0" in why
     # No attempt before the run, then a restart: the first process's attempts are lost.
-    share, why = _run_share(_Scrape(None, 100.0), _Scrape(_h(40), 160.0))
+    share, why = attempt_histogram_share(AttemptScrape(None, 100.0), AttemptScrape(_h(40), 160.0))
     assert share is None and "Kueue restarted" in why
-    share, why = _run_share(_Scrape(None, 100.0), _Scrape(_h(40), 100.0))
+    share, why = attempt_histogram_share(AttemptScrape(None, 100.0), AttemptScrape(_h(40), 100.0))
     assert why == "" and share is not None and share.count == 40
 
 

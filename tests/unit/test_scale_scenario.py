@@ -125,7 +125,7 @@ def test_kueue_generator_converts_with_the_budget_from_its_rangespec(tmp_path):
     qs = s.cohorts[0].queue_sets[0]
     assert (qs.nominal_quota, qs.borrowing_limit, qs.reclaim_within_cohort) == (20, 100, "Any")
     assert qs.workload_sets[0].workloads[0].request == 1
-    assert s.submit.qps == 1000 and s.submit.burst == 2000
+    assert s.submit == kueueperf.KUEUE_PERF_SUBMIT
 
 
 def test_kueue_generator_errors_use_kueues_spelling(tmp_path):

@@ -110,3 +110,46 @@ def test_bad_input_is_refused():
         TokenBucket(0, 1, 0.0)
     rep = _pacer(clock, 10, 1).run([], lambda i: None)
     assert rep.sent == [] and math.isnan(rep.lag_p50_s)
+
+
+def test_concurrent_senders_overlap_slow_creates():
+    # A create that takes 30 ms, 60 at once: one sender lags ~1.8 s at the end; 8 senders
+    # issue them 8 at a time, so the last waits ~7 rounds of 30 ms. Real threads, real clock.
+    import threading
+    import time
+
+    in_flight, peak, lock = [0], [0], threading.Lock()
+
+    def slow(i):
+        with lock:
+            in_flight[0] += 1
+            peak[0] = max(peak[0], in_flight[0])
+        time.sleep(0.03)
+        with lock:
+            in_flight[0] -= 1
+
+    serial = Pacer(10_000, 100).run([0.0] * 60, slow)
+    pooled = Pacer(10_000, 100, workers=8).run([0.0] * 60, slow)
+    assert peak[0] == 8  # never more than the workers at once
+    assert serial.workers == 1 and pooled.workers == 8
+    assert serial.lag_max_s > 1.5
+    assert pooled.lag_max_s < serial.lag_max_s / 4
+    assert len(pooled.sent) == 60 and len(pooled.send_durations_s) == 60
+    assert min(pooled.send_durations_s) >= 0.03  # a send's own time, kept apart from lag
+    assert pooled.wall_s >= 60 / 8 * 0.03  # the wall ends with the last response
+
+
+def test_a_failing_send_stops_the_run_and_is_raised():
+    clock = FakeClock()
+
+    def send(i):
+        if i == 2:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        _pacer(clock, 1000, 10).run([0.0, 0.1, 0.2, 0.3, 0.4], send)
+
+
+def test_workers_must_be_positive():
+    with pytest.raises(K8saiError, match="workers=0"):
+        Pacer(10, 1, workers=0)
