@@ -18,6 +18,7 @@ must survive what such a cluster does in that time:
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,3 +133,17 @@ def bounded_client(
     cfg = type.__call__(client.Configuration)
     config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=cfg)
     return BoundedApiClient(cfg, connect_timeout_s, kubeconfig, context)
+
+
+def with_pool_size(api: client.ApiClient, size: int) -> client.ApiClient:
+    """A client like ``api`` (same credentials, timeouts and token refresh) that keeps ``size``
+    connections per host. The kubernetes client's default pool (5 x CPUs: 10 on 2 cores) makes
+    more concurrent callers than that open a TLS connection per request and discard it ("pool
+    is full"), which costs both ends a handshake. Close it when done."""
+    cfg = copy.deepcopy(api.configuration)  # Configuration defines its own deep copy
+    cfg.connection_pool_maxsize = size
+    if not isinstance(api, BoundedApiClient):
+        return client.ApiClient(cfg)
+    clone = BoundedApiClient(cfg, api.default_timeout[0], api._kubeconfig, api._context)
+    clone.on_new_token = api.on_new_token
+    return clone

@@ -21,9 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from pytest_k8sai.clusters.apiclient import with_pool_size
 from pytest_k8sai.clusters.base import RUN_ID_LABEL, ClusterHandle
 from pytest_k8sai.clusters.local.state import live_pids
 from pytest_k8sai.clusters.objects import ObjectTracker, ownership_labels, run_namespace
@@ -47,11 +49,24 @@ from pytest_k8sai.scale.watch import WorkloadWatch
 Log = Callable[[str], None]
 SAMPLE_S = 1.0  # pending depth and /proc sampling period
 UNRESERVE_RETRIES = 3  # 409s in a row before a give-back is reported as failed
+# Connections beyond the senders: the finisher's threads (4), the watch, node creation (4 at a
+# time) and cleanup, with room to spare.
+POOL_EXTRA = 12
+WORKLOAD_DELETE_S = 600.0  # deleting 15,000 Workloads took longer than one 60 s call
+RETRY_DELETE_STATUS = (429, 500, 503, 504)  # the server timed out or shed load: call again
 
 
 def _now_rfc3339() -> str:
     # metav1.Time has one-second precision; the condition's time is for people, not figures.
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _discard(resp: Any) -> None:
+    """Read and drop a raw response (``_preload_content=False``): the client raises for
+    non-2xx itself, and decoding the echoed Workload was a tenth of the harness's CPU at
+    15,000 workloads (py-spy). Reading it returns the connection to the pool."""
+    resp.read()
+    resp.release_conn()
 
 
 class _Patcher:
@@ -71,17 +86,20 @@ class _Patcher:
         if not self._rec.still_admitted(a.name, a.epoch):
             return  # evicted since: its next admission brings its own finish
         body = wl.finished_apply(a.name, self._ns, _now_rfc3339(), a.generation, self._version)
-        self._custom.patch_namespaced_custom_object_status(
-            KUEUE_GROUP,
-            self._version,
-            self._ns,
-            "workloads",
-            a.name,
-            body,
-            field_manager=wl.FIELD_MANAGER,
-            force=True,
-            _content_type="application/apply-patch+yaml",
-            _request_timeout=30,
+        _discard(
+            self._custom.patch_namespaced_custom_object_status(
+                KUEUE_GROUP,
+                self._version,
+                self._ns,
+                "workloads",
+                a.name,
+                body,
+                field_manager=wl.FIELD_MANAGER,
+                force=True,
+                _content_type="application/apply-patch+yaml",
+                _request_timeout=30,
+                _preload_content=False,
+            )
         )
 
     def _unreserve(self, a: Action) -> None:
@@ -150,7 +168,8 @@ def run_scenario(
     the run fails or is interrupted (then with ``stopped`` saying why) before re-raising."""
     run_id = f"scale-{secrets.token_hex(3)}"
     prefix = f"k{run_id[-6:]}"  # short: it heads every cluster-scoped name
-    api = cluster.api_client
+    # Its own connection pool: one connection per sender, finisher and watch, reused.
+    api = with_pool_size(cluster.api_client, scenario.submit.workers + POOL_EXTRA)
     version = cluster.kueue_version
     budget = Budget(scenario.target_wall_s, budget_factor)
     result = ScaleResult(
@@ -217,8 +236,16 @@ def run_scenario(
         def send(i: int) -> None:
             body = wl.workload(subs[i], ns, cluster.gpu_resource, labels, version)
             try:
-                custom.create_namespaced_custom_object(
-                    KUEUE_GROUP, version, ns, "workloads", body, _request_timeout=30
+                _discard(
+                    custom.create_namespaced_custom_object(
+                        KUEUE_GROUP,
+                        version,
+                        ns,
+                        "workloads",
+                        body,
+                        _request_timeout=30,
+                        _preload_content=False,
+                    )
                 )
             except ApiException as exc:
                 if len(create_errors) < 10:
@@ -264,6 +291,8 @@ def run_scenario(
         result.leftovers = _cleanup(api, tracker, stack, run_id, version, ns)
         if out is not None:
             write(result, out)
+        with contextlib.suppress(Exception):
+            api.close()
 
 
 def _why_incomplete(budget: Budget, result: ScaleResult) -> str:
@@ -306,6 +335,51 @@ def _harness(
     )
 
 
+def _delete_workloads(
+    custom: client.CustomObjectsApi, version: str, ns: str, selector: str
+) -> str | None:
+    """Delete the run's Workloads; None once none is left, else what is left and why.
+
+    The API server ends one delete-collection call after 60 s (HTTP 504) while deleting
+    15,000 Workloads, having deleted part of them: so call again until the list is empty."""
+    end = time.monotonic() + WORKLOAD_DELETE_S
+    why = ""
+    while True:
+        try:
+            custom.delete_collection_namespaced_custom_object(
+                KUEUE_GROUP, version, ns, "workloads", label_selector=selector, _request_timeout=120
+            )
+        except ApiException as exc:
+            if exc.status not in RETRY_DELETE_STATUS:
+                return f"workloads in {ns} ({selector}): HTTP {exc.status} {exc.reason}"
+            why = f"HTTP {exc.status} {exc.reason}"
+        except urllib3.exceptions.HTTPError as exc:  # the 120 s read timeout
+            why = f"{type(exc).__name__}"
+        try:
+            page = custom.list_namespaced_custom_object(
+                KUEUE_GROUP,
+                version,
+                ns,
+                "workloads",
+                label_selector=selector,
+                limit=1,
+                _request_timeout=60,
+            )
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            return f"workloads in {ns} ({selector}): cannot list what is left: {exc}"
+        items = page.get("items") or []
+        if not items:
+            return None
+        left = len(items) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
+        if time.monotonic() >= end:
+            return (
+                f"workloads in {ns} ({selector}): {left} left after {WORKLOAD_DELETE_S:.0f} s "
+                f"of deleting (last: {why or 'no error'})"
+            )
+        progress(f"[k8sai] scale: {left} workloads still to delete ({why or 'in progress'})")
+        time.sleep(2)
+
+
 def _cleanup(
     api: client.ApiClient,
     tracker: ObjectTracker,
@@ -318,15 +392,10 @@ def _cleanup(
     left: list[str] = []
     selector = f"{RUN_ID_LABEL}={run_id}"
     custom = client.CustomObjectsApi(api)
-    if ns is not None:
-        # One call for thousands of Workloads; the namespace's deletion would also take
-        # them, but only after the queues, whose deletion waits for their Workloads.
-        try:
-            custom.delete_collection_namespaced_custom_object(
-                KUEUE_GROUP, version, ns, "workloads", label_selector=selector, _request_timeout=120
-            )
-        except ApiException as exc:
-            left.append(f"workloads in {ns} ({selector}): HTTP {exc.status} {exc.reason}")
+    # One call for thousands of Workloads; the namespace's deletion would also take them, but
+    # only after the queues, whose deletion waits for their Workloads.
+    if ns is not None and (err := _delete_workloads(custom, version, ns, selector)) is not None:
+        left.append(err)
     left += tracker.cleanup()
     try:
         stack.close()

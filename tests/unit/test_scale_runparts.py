@@ -186,3 +186,67 @@ def test_why_a_run_is_incomplete():
     clock.now += 11
     assert b.expired()
     assert _why_incomplete(b, res) == "budget of 10 s spent in phase nodes"
+
+
+class FakeWorkloads:
+    """delete_collection answers from ``answers`` (an ApiException or None) and deletes
+    ``per_call`` Workloads each time; list returns what is left (limit 1 + remainingItemCount)."""
+
+    def __init__(self, left, per_call, answers):
+        self.left, self.per_call, self.answers, self.deletes = left, per_call, list(answers), 0
+
+    def delete_collection_namespaced_custom_object(self, *a, **kw):
+        self.deletes += 1
+        self.left = max(0, self.left - self.per_call)
+        answer = self.answers.pop(0) if self.answers else None
+        if answer is not None:
+            raise answer
+
+    def list_namespaced_custom_object(self, *a, **kw):
+        assert kw["limit"] == 1 and kw["label_selector"] == "k8sai.io/run-id=r"
+        if not self.left:
+            return {"items": [], "metadata": {}}
+        return {"items": [{}], "metadata": {"remainingItemCount": self.left - 1}}
+
+
+def test_workload_deletion_calls_again_after_the_servers_timeout(monkeypatch):
+    from kubernetes.client.rest import ApiException
+
+    from pytest_k8sai.scale import run
+
+    monkeypatch.setattr(run.time, "sleep", lambda s: None)
+    # 15,000 Workloads, 6,000 deleted per 60 s call before the API server answers 504.
+    fake = FakeWorkloads(15_000, 6_000, [ApiException(504, "Gateway Timeout")] * 2)
+    assert run._delete_workloads(fake, "v1beta2", "ns", "k8sai.io/run-id=r") is None
+    assert fake.deletes == 3 and fake.left == 0
+
+
+def test_workload_deletion_reports_what_is_left(monkeypatch):
+    from kubernetes.client.rest import ApiException
+
+    from pytest_k8sai.scale import run
+
+    monkeypatch.setattr(run.time, "sleep", lambda s: None)
+    refused = FakeWorkloads(10, 0, [ApiException(403, "Forbidden")])
+    err = run._delete_workloads(refused, "v1beta2", "ns", "k8sai.io/run-id=r")
+    assert err == "workloads in ns (k8sai.io/run-id=r): HTTP 403 Forbidden"
+    monkeypatch.setattr(run, "WORKLOAD_DELETE_S", 0.0)
+    stuck = FakeWorkloads(10, 0, [ApiException(504, "Gateway Timeout")])
+    err = run._delete_workloads(stuck, "v1beta2", "ns", "k8sai.io/run-id=r")
+    assert err is not None and "10 left after 0 s" in err and "HTTP 504" in err
+
+
+def test_the_run_client_keeps_one_connection_per_caller():
+    from kubernetes import client
+
+    from pytest_k8sai.clusters.apiclient import BoundedApiClient, with_pool_size
+
+    cfg = client.Configuration()
+    cfg.host = "https://127.0.0.1:6443"
+    base = BoundedApiClient(cfg, 5.0, "/tmp/kubeconfig", "ctx")
+    wide = with_pool_size(base, 44)
+    assert isinstance(wide, BoundedApiClient)
+    assert wide.configuration.connection_pool_maxsize == 44
+    assert base.configuration.connection_pool_maxsize != 44  # the suite's client unchanged
+    assert wide.configuration.host == cfg.host and wide.default_timeout == base.default_timeout
+    assert wide.rest_client.pool_manager.connection_pool_kw["maxsize"] == 44
