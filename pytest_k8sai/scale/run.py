@@ -86,19 +86,28 @@ class _Patcher:
         if not self._rec.still_admitted(a.name, a.epoch):
             return  # evicted since: its next admission brings its own finish
         body = wl.finished_apply(a.name, self._ns, _now_rfc3339(), a.generation, self._version)
+        self._patch(
+            a.name,
+            body,
+            "application/apply-patch+yaml",
+            field_manager=wl.FIELD_MANAGER,
+            force=True,
+        )
+
+    def _patch(self, name: str, body: object, content_type: str, **kw: Any) -> None:
+        """A status patch whose answer (the whole Workload) is read but not decoded."""
         _discard(
             self._custom.patch_namespaced_custom_object_status(
                 KUEUE_GROUP,
                 self._version,
                 self._ns,
                 "workloads",
-                a.name,
+                name,
                 body,
-                field_manager=wl.FIELD_MANAGER,
-                force=True,
-                _content_type="application/apply-patch+yaml",
+                _content_type=content_type,
                 _request_timeout=30,
                 _preload_content=False,
+                **kw,
             )
         )
 
@@ -106,15 +115,8 @@ class _Patcher:
         obj = a.obj or {}
         for _ in range(UNRESERVE_RETRIES):
             try:
-                self._custom.patch_namespaced_custom_object_status(
-                    KUEUE_GROUP,
-                    self._version,
-                    self._ns,
-                    "workloads",
-                    a.name,
-                    wl.unreserve_patch(obj, _now_rfc3339()),
-                    _content_type="application/merge-patch+json",
-                    _request_timeout=30,
+                self._patch(
+                    a.name, wl.unreserve_patch(obj, _now_rfc3339()), "application/merge-patch+json"
                 )
                 return
             except ApiException as exc:
