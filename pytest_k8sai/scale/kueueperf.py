@@ -38,7 +38,7 @@ CONFIGS = Path("test", "performance", "scheduler", "configs")
 # harness keeps the growth sizes' limit: its lag then measures the harness, and the limit only
 # spreads the first minute's creates (Kueue admitted ~43/s in its own trial runs: 15,000 in
 # ~351 s), while each workload's time to admission still starts at its creation.
-KUEUE_PERF_SUBMIT = Submit(qps=100, burst=100, workers=32)
+KUEUE_PERF_SUBMIT = Submit(qps=100, burst=100, workers=16)
 # Kueue's generator.go has these sections only in Topology-Aware Scheduling configs.
 TAS_KEYS = ("topology", "resourceFlavor")
 

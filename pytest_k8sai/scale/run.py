@@ -372,7 +372,10 @@ def _delete_workloads(
         items = page.get("items") or []
         if not items:
             return None
-        left = len(items) + int((page.get("metadata") or {}).get("remainingItemCount") or 0)
+        # A label-selected list carries no remainingItemCount (the server cannot count it
+        # cheaply): then only "at least one" is known.
+        more = (page.get("metadata") or {}).get("remainingItemCount")
+        left = f"{len(items) + int(more)}" if more is not None else "some"
         if time.monotonic() >= end:
             return (
                 f"workloads in {ns} ({selector}): {left} left after {WORKLOAD_DELETE_S:.0f} s "

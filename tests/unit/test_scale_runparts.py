@@ -250,3 +250,19 @@ def test_the_run_client_keeps_one_connection_per_caller():
     assert base.configuration.connection_pool_maxsize != 44  # the suite's client unchanged
     assert wide.configuration.host == cfg.host and wide.default_timeout == base.default_timeout
     assert wide.rest_client.pool_manager.connection_pool_kw["maxsize"] == 44
+
+
+def test_workload_deletion_says_some_when_the_server_gives_no_count(monkeypatch):
+    from kubernetes.client.rest import ApiException
+
+    from pytest_k8sai.scale import run
+
+    class Uncounted(FakeWorkloads):
+        def list_namespaced_custom_object(self, *a, **kw):
+            return {"items": [{}] if self.left else [], "metadata": {}}
+
+    monkeypatch.setattr(run.time, "sleep", lambda s: None)
+    monkeypatch.setattr(run, "WORKLOAD_DELETE_S", 0.0)
+    stuck = Uncounted(10, 0, [ApiException(504, "Gateway Timeout")])
+    err = run._delete_workloads(stuck, "v1beta2", "ns", "k8sai.io/run-id=r")
+    assert err is not None and "some left after 0 s" in err
